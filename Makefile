@@ -1,0 +1,61 @@
+# herstelbus: everything a fresh machine needs is installed from here (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+
+.PHONY: help demo test test-unit bench system-deps venv jars kafka-up kafka-down clean
+
+help:
+	@echo "make demo   - start Kafka, run the end-to-end path, print what happened"
+	@echo "make test   - install everything, run the whole test suite on a real broker"
+	@echo "make bench  - benchmarks (never part of make test)"
+
+demo: system-deps venv jars
+	$(BIN)/herstelbus demo
+
+test: system-deps venv jars
+	$(BIN)/pytest
+
+test-unit: venv
+	$(BIN)/pytest tests/unit
+
+bench: system-deps venv jars
+	@set -e; for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
+
+# Java runs the broker, Maven fetches its pinned jars once. Installed with apt-get when missing
+# and we may (root, Debian); otherwise the message names what to install.
+system-deps:
+	@command -v java >/dev/null && command -v mvn >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Java and Maven with apt-get"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven >/dev/null; \
+	  else \
+	    echo "herstelbus needs Java 17+ and Maven: apt-get install openjdk-17-jre-headless maven" >&2; exit 1; \
+	  fi; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "herstelbus needs Python 3.11 or newer as $(PYTHON) (make PYTHON=python3.12 ...)" >&2; exit 1; }
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+jars: venv
+	$(BIN)/herstelbus kafka fetch
+
+kafka-up: venv
+	$(BIN)/herstelbus kafka up
+
+kafka-down: venv
+	$(BIN)/herstelbus kafka down
+
+clean:
+	-$(BIN)/herstelbus kafka down
+	rm -rf .herstelbus .pytest_cache .hypothesis

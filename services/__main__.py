@@ -1,0 +1,3 @@
+from herstelbus.cli import main
+
+main()

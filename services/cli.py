@@ -1,0 +1,163 @@
+"""``herstelbus``: the one command line for everything. Subcommands hold no logic of their own."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from herstelbus.devkafka import BrokerInfo, LocalBroker
+from herstelbus.errors import HerstelbusError
+from herstelbus.settings import get_settings
+
+
+class _Group(click.Group):
+    """Known operational failures print one clear line and exit 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except HerstelbusError as exc:
+            click.echo(f"herstelbus: error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="herstelbus")
+def main() -> None:
+    """herstelbus: the event exchange between UHT and the gemeenten."""
+
+
+# -- kafka -------------------------------------------------------------------------------------
+@main.group()
+def kafka() -> None:
+    """The local, pinned Apache Kafka broker (KRaft, one node, 127.0.0.1)."""
+
+
+def _describe(info: BrokerInfo) -> str:
+    ids = ", ".join(str(b[0]) for b in info.cluster.brokers)
+    started = f"pid {info.pid}" if info.pid else "not started by herstelbus"
+    level = info.cluster.metadata_version_level
+    return (
+        f"broker id {ids} (controller {info.cluster.controller_id}), cluster {info.cluster.cluster_id}\n"
+        f"version {info.version}" + (f", metadata.version level {level}" if level is not None else "") + "\n"
+        f"listener {info.listener} ({started})"
+    )
+
+
+@kafka.command()
+def up() -> None:
+    """Start the broker (fetching its jars once) and wait until it answers; idempotent."""
+    info = LocalBroker(get_settings()).up()
+    click.echo(("already running: " if info.already_running else "started: ") + info.bootstrap)
+    click.echo(_describe(info))
+
+
+@kafka.command()
+def fetch() -> None:
+    """Fetch the pinned Kafka jars from Maven Central into the cache (done by `up` when needed)."""
+    from herstelbus.devkafka.config import deploy_dir, pinned_kafka_version
+    from herstelbus.devkafka.toolchain import ensure_jars
+
+    settings = get_settings()
+    pom = deploy_dir(settings) / "pom.xml"
+    version = pinned_kafka_version(pom)
+    libs = ensure_jars(pom, settings.cache_dir, version)
+    click.echo(f"Apache Kafka {version}: {len(list(libs.glob('*.jar')))} jars in {libs}")
+
+
+@kafka.command()
+def down() -> None:
+    """Stop the broker that `herstelbus kafka up` started (pid file); nothing else."""
+    stopped = LocalBroker(get_settings()).down()
+    click.echo("stopped" if stopped else "no broker started by herstelbus is running")
+
+
+@kafka.command()
+def status() -> None:
+    """Broker id, version and listener; exit 1 when no broker answers."""
+    broker = LocalBroker(get_settings())
+    info = broker.status()
+    if info is None:
+        click.echo(f"not running: nothing answers on {broker.bootstrap}", err=True)
+        sys.exit(1)
+    click.echo(_describe(info))
+
+
+@kafka.command()
+@click.option("-n", "--lines", default=40, show_default=True, help="How many lines from the end.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+def logs(lines: int, follow: bool) -> None:
+    """The broker's own log (server.log in the data dir)."""
+    broker = LocalBroker(get_settings())
+    for line in broker.log_tail(lines):
+        click.echo(line)
+    if follow:
+        path = broker.logs / "server.log"
+        with open(path, errors="replace") as fh:
+            fh.seek(0, 2)
+            while True:
+                line = fh.readline()
+                if line:
+                    click.echo(line.rstrip("\n"))
+                else:
+                    time.sleep(0.5)
+
+
+# -- smoke and demo ----------------------------------------------------------------------------
+@main.group()
+def smoke() -> None:
+    """The first end-to-end path: a faust agent relaying one topic to another."""
+
+
+@smoke.command()
+@click.option("--app-id", required=True)
+@click.option("--source", required=True, help="Topic to consume.")
+@click.option("--sink", required=True, help="Topic to produce to.")
+def worker(app_id: str, source: str, sink: str) -> None:
+    """Run the relay agent as a faust worker until stopped."""
+    from herstelbus.faustkit import run_worker
+    from herstelbus.smoke.app import create_app
+
+    settings = get_settings()
+    run_worker(create_app(settings, app_id, source, sink), settings)
+
+
+@smoke.command("run")
+@click.option("--count", default=10, show_default=True)
+def smoke_run(count: int) -> None:
+    """Relay COUNT records through a faust worker on the running broker and read them back."""
+    _print_smoke(count)
+
+
+def _print_smoke(count: int) -> None:
+    from herstelbus.smoke.run import run_smoke
+
+    settings = get_settings()
+    result = run_smoke(settings, count=count)
+    click.echo(
+        f"proved: kafka-python producer -> {result.source} -> faust agent 'relay' (worker process) "
+        f"-> {result.sink} -> kafka-python consumer"
+    )
+    click.echo(f"        {len(result.sent)} sent, {len(result.received)} received in order with headers kept, "
+               f"in {result.seconds:.1f}s on {settings.bootstrap}")
+    key, value, headers = result.received[0]
+    click.echo(f"        first record: key={key!r} value={value!r} headers={sorted(headers)}")
+
+
+@main.command()
+@click.option("--keep-broker", is_flag=True, help="Leave a broker this command started running.")
+def demo(keep_broker: bool) -> None:
+    """Start the broker if needed, run the smoke path, print what happened."""
+    settings = get_settings()
+    broker = LocalBroker(settings)
+    info = broker.up()
+    click.echo(f"broker: Apache Kafka {info.version} (KRaft) on {info.listener}"
+               + (" (already running)" if info.already_running else ""))
+    try:
+        _print_smoke(10)
+    finally:
+        if not info.already_running and not keep_broker:
+            broker.down()
+            click.echo("broker: stopped (it was started by this demo)")

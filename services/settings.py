@@ -1,0 +1,60 @@
+"""One settings object for every herstelbus process, read from ``HERSTELBUS_*`` environment variables.
+
+The defaults are for local use: a single broker on 127.0.0.1 started by ``herstelbus kafka up``.
+Point herstelbus at an existing cluster with ``HERSTELBUS_BOOTSTRAP_SERVERS`` (see deploy/README.md).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HERSTELBUS_", frozen=True, extra="ignore")
+
+    bootstrap_servers: str = Field(
+        default="", description="Kafka bootstrap servers; empty means the local broker on kafka_port."
+    )
+    data_dir: Path = Field(
+        default=Path(".herstelbus"), description="Where local state lives (broker data, key store)."
+    )
+    cache_dir: Path = Field(
+        default=Path(".herstelbus/cache"), description="Where the pinned Kafka jars are fetched to."
+    )
+    kafka_port: int = Field(default=9092, ge=1, le=65535, description="Port of the local broker.")
+    kafka_controller_port: int = Field(
+        default=0, ge=0, le=65535, description="KRaft controller port; 0 means kafka_port + 1."
+    )
+    kafka_heap: str = Field(default="512m", description="Java heap for the local broker.")
+    kafka_start_timeout: float = Field(
+        default=90.0, gt=0, description="Seconds to wait for the local broker to answer metadata."
+    )
+    deploy_dir: Path | None = Field(
+        default=None, description="Folder with pom.xml/server.properties; default: the repo's deploy/local."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: console on a terminal, JSON lines otherwise."
+    )
+    log_level: str = Field(default="INFO")
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.data_dir / "kafka"
+
+    @property
+    def controller_port(self) -> int:
+        return self.kafka_controller_port or self.kafka_port + 1
+
+    @property
+    def bootstrap(self) -> str:
+        return self.bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,77 @@
+"""Shared fixtures. The real broker is started lazily: only tests that ask for ``kafka`` get one.
+
+If a broker already answers (``HERSTELBUS_BOOTSTRAP_SERVERS``, or the local default port), tests
+use it; otherwise the session starts a fresh one from the project's pinned jars on free ports
+and stops it at the end. Topics in tests get unique names, so a shared broker is safe.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from herstelbus.devkafka import LocalBroker
+from herstelbus.devkafka.probe import cluster_info
+from herstelbus.settings import Settings, get_settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class KafkaUnderTest:
+    bootstrap: str
+    started_by_tests: bool
+    env: dict[str, str]  # what a herstelbus subprocess needs to reach this broker
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaUnderTest]:
+    base = get_settings()
+    cache_dir = base.cache_dir.resolve()
+    run_dir = tmp_path_factory.mktemp("herstelbus-run")
+    broker: LocalBroker | None = None
+    if base.bootstrap_servers:
+        if cluster_info(base.bootstrap) is None:
+            pytest.fail(f"HERSTELBUS_BOOTSTRAP_SERVERS={base.bootstrap} does not answer")
+        bootstrap = base.bootstrap
+    elif cluster_info(base.bootstrap, timeout_s=2.0) is not None:
+        bootstrap = base.bootstrap
+    else:
+        data_dir = REPO / ".herstelbus" / "test"
+        shutil.rmtree(data_dir / "kafka", ignore_errors=True)
+        settings = Settings(data_dir=data_dir, cache_dir=cache_dir, kafka_port=free_port(),
+                            kafka_controller_port=free_port())
+        broker = LocalBroker(settings)
+        bootstrap = broker.up().bootstrap
+    env = {
+        "HERSTELBUS_BOOTSTRAP_SERVERS": bootstrap,
+        "HERSTELBUS_DATA_DIR": str(run_dir),
+        "HERSTELBUS_CACHE_DIR": str(cache_dir),
+        "HERSTELBUS_LOG_FORMAT": "json",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    try:
+        yield KafkaUnderTest(bootstrap, broker is not None, env)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+        if broker is not None:
+            broker.down()
