@@ -117,6 +117,19 @@ class LocalBroker:
                     return [line.rstrip("\n") for line in deque(fh, maxlen=lines)]
         return []
 
+    def _failure_excerpt(self) -> str:
+        """The log's ERROR/FATAL lines with their exception and "Caused by" lines, else its tail.
+
+        A stack trace's last frames say little; the exception lines say why the broker died.
+        """
+        tail = self.log_tail(400)
+        errors = [
+            line for line in tail
+            if " ERROR " in line or " FATAL " in line
+            or (line and not line.startswith(("[", "\t", " ")) and ("Exception" in line or "Error" in line))
+        ]
+        return "\n".join(errors[-12:] or tail[-25:])
+
     # -- helpers ---------------------------------------------------------------------------
     def _format(self, java: str, classpath: str) -> None:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
@@ -145,8 +158,9 @@ class LocalBroker:
         while time.monotonic() < deadline:
             code = proc.poll() if proc is not None else (None if _alive(record["pid"]) else -1)
             if code is not None:
-                tail = "\n".join(self.log_tail(25))
-                raise DevKafkaError(f"the Kafka broker exited during start-up (code {code}); log tail:\n{tail}")
+                raise DevKafkaError(
+                    f"the Kafka broker exited during start-up (code {code}); from its log:\n{self._failure_excerpt()}"
+                )
             info = cluster_info(self.bootstrap, timeout_s=2.0)
             if info is not None and info.brokers:
                 return self._info(record, info, already_running=already_running)
@@ -170,6 +184,8 @@ class LocalBroker:
 
 def _require_free_port(port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the JVM does: a port lingering in TIME_WAIT is free; a listening one is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -69,3 +70,17 @@ def test_up_with_port_taken_fails_with_one_clear_line(own_broker_env: dict[str, 
     assert len(lines) == 1, result.stderr
     assert "already in use" in lines[0] and own_broker_env["HERSTELBUS_KAFKA_PORT"] in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_broker_dying_at_start_up_shows_why(own_broker_env: dict[str, str], tmp_path: Path) -> None:
+    # A reporter class that does not exist passes config validation and kills the broker at start.
+    deploy = tmp_path / "deploy"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "deploy" / "local", deploy)
+    with open(deploy / "server.properties", "a") as props:
+        props.write("\nmetric.reporters=nl.herstelbus.GeenReporter\n")
+    result = herstelbus({**own_broker_env, "HERSTELBUS_DEPLOY_DIR": str(deploy)}, "kafka", "up")
+    assert result.returncode != 0
+    assert "exited during start-up" in result.stderr
+    assert "GeenReporter" in result.stderr  # the cause, from the broker's own log
+    assert "Traceback" not in result.stderr
+    assert herstelbus(own_broker_env, "kafka", "status").returncode == 1  # nothing left behind
