@@ -1,0 +1,124 @@
+"""Privacy core (issue 4): pseudonyms, sealed personal data only the addressed gemeente can read,
+signed key epochs, crypto-shreddable per-event data keys. Pure: no Kafka, HTTP or database.
+
+Exchange (router), once per gemeente per window::
+
+    key = choose_wrapping_key(directory, "GM0363", now)
+    if needs_new_epoch(epoch, key, now):
+        epoch = new_key_epoch(key, signing_key, now)        # publish epoch.announcement.to_bytes()
+    sealed = seal_event(record, layout=layout, epoch=epoch, event_id=eid, subject=pseudonymise(bsn, secret))
+    # sealed.record → Kafka; sealed.wrapped_key → key store
+
+Gemeente (SDK)::
+
+    ring = OpeningKeyring("GM0363", [private_key], [exchange_verify_key])
+    ring.add(announcement_bytes)                            # SignatureInvalid / SignatureMissing
+    ref = key_ref(rec, layout=layout, gemeentecode="GM0363", event_id=eid, subject=subject)
+    plain = open_event(rec, layout=layout, keyring=ring, event_id=eid, subject=subject, key=store.get(ref))
+
+Byte formats: FORMAT.md beside this file. Modules prefixed ``_`` are the hazmat layer.
+"""
+
+from .epochs import (
+    DEFAULT_EPOCH_LIFETIME,
+    KeyEpoch,
+    OpeningKeyring,
+    SealingEpoch,
+    needs_new_epoch,
+    new_key_epoch,
+    verify_announcement,
+)
+from .errors import (
+    ContextMismatch,
+    EpochExhausted,
+    InvalidBsn,
+    InvalidIdentifier,
+    InvalidKeyMaterial,
+    KeyUnavailable,
+    MalformedAnnouncement,
+    MalformedSealedField,
+    PrivacyError,
+    RecordInvalid,
+    SignatureInvalid,
+    SignatureMissing,
+    SubjectErased,
+    Tampered,
+    UnknownKeyEpoch,
+)
+from .keys import (
+    DEFAULT_OVERLAP,
+    GemeenteKey,
+    choose_wrapping_key,
+    generate_gemeente_key,
+    generate_signing_key,
+    key_id_for,
+    load_gemeente_private_key,
+    load_gemeente_public_key,
+    load_signing_key,
+    load_verify_key,
+    private_key_to_pem,
+    public_key_to_pem,
+)
+from .pseudonym import PseudonymSecret, is_pseudonym, pseudonymise
+from .seal import (
+    KeyLookup,
+    KeyRef,
+    KeyRowState,
+    PiiLayout,
+    SealedEvent,
+    WrappedKey,
+    key_ref,
+    open_event,
+    schema_fingerprint,
+    seal_event,
+)
+
+__all__ = [
+    "DEFAULT_EPOCH_LIFETIME",
+    "DEFAULT_OVERLAP",
+    "ContextMismatch",
+    "EpochExhausted",
+    "GemeenteKey",
+    "InvalidBsn",
+    "InvalidIdentifier",
+    "InvalidKeyMaterial",
+    "KeyEpoch",
+    "KeyLookup",
+    "KeyRef",
+    "KeyRowState",
+    "KeyUnavailable",
+    "MalformedAnnouncement",
+    "MalformedSealedField",
+    "OpeningKeyring",
+    "PiiLayout",
+    "PrivacyError",
+    "PseudonymSecret",
+    "RecordInvalid",
+    "SealedEvent",
+    "SealingEpoch",
+    "SignatureInvalid",
+    "SignatureMissing",
+    "SubjectErased",
+    "Tampered",
+    "UnknownKeyEpoch",
+    "WrappedKey",
+    "choose_wrapping_key",
+    "generate_gemeente_key",
+    "generate_signing_key",
+    "is_pseudonym",
+    "key_id_for",
+    "key_ref",
+    "load_gemeente_private_key",
+    "load_gemeente_public_key",
+    "load_signing_key",
+    "load_verify_key",
+    "needs_new_epoch",
+    "new_key_epoch",
+    "open_event",
+    "private_key_to_pem",
+    "pseudonymise",
+    "public_key_to_pem",
+    "schema_fingerprint",
+    "seal_event",
+    "verify_announcement",
+]

@@ -1,0 +1,59 @@
+"""A small world for the privacy tests: an exchange, two gemeenten, fictional parents."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pytest
+
+from herstelbus.core.privacy import (
+    GemeenteKey,
+    OpeningKeyring,
+    PiiLayout,
+    PseudonymSecret,
+    generate_gemeente_key,
+    generate_signing_key,
+    new_key_epoch,
+    pseudonymise,
+)
+from privacy_fixtures import NOW, OVERDRACHT_PII_PATHS, OVERDRACHT_SCHEMA, overdracht_record
+
+
+@dataclass
+class World:
+    layout: PiiLayout
+    secret: PseudonymSecret
+    signing_key: object
+    gemeente_keys: dict  # gemeentecode -> X25519PrivateKey (what only the gemeente holds)
+    directory: list  # GemeenteKey rows (what the exchange holds: public keys only)
+    epochs: dict  # gemeentecode -> SealingEpoch
+
+    def keyring(self, gm: str) -> OpeningKeyring:
+        ring = OpeningKeyring(gm, [self.gemeente_keys[gm]], [self.signing_key.public_key()])
+        ring.add(self.epochs[gm].announcement.to_bytes())
+        return ring
+
+    def record(self, i: int = 0) -> tuple[dict, str, str]:
+        rec = overdracht_record(i)
+        return rec, rec["event_id"], pseudonymise(rec["persoon"]["bsn"], self.secret)
+
+
+@pytest.fixture
+def world() -> World:
+    signing = generate_signing_key()
+    keys, directory, epochs = {}, [], {}
+    for gm in ("GM0363", "GM0599"):
+        priv = generate_gemeente_key()
+        keys[gm] = priv
+        reg = GemeenteKey(gm, priv.public_key(), NOW - dt.timedelta(days=30))
+        directory.append(reg)
+        epochs[gm] = new_key_epoch(reg, signing, NOW)
+    return World(
+        layout=PiiLayout(OVERDRACHT_SCHEMA, OVERDRACHT_PII_PATHS),
+        secret=PseudonymSecret.generate(),
+        signing_key=signing,
+        gemeente_keys=keys,
+        directory=directory,
+        epochs=epochs,
+    )

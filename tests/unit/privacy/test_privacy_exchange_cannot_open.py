@@ -1,0 +1,109 @@
+"""Property 2: only the addressed gemeente can read; the exchange cannot open its own output.
+
+The exchange holds gemeente *public* keys, its Ed25519 signing key, the current SealingEpoch and the
+key-store rows it wrote. Opening needs an OpeningKeyring, which needs an X25519 *private* key; the
+SealingEpoch has no unwrap/open method. We also try every piece of exchange material as a key.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from herstelbus.core.privacy import (
+    InvalidKeyMaterial,
+    KeyUnavailable,
+    OpeningKeyring,
+    SealingEpoch,
+    Tampered,
+    generate_gemeente_key,
+    open_event,
+    seal_event,
+)
+from herstelbus.core.privacy import _hazmat as hz
+
+GM = "GM0363"
+
+
+def _raw(key) -> bytes:
+    try:
+        return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+    except AttributeError:
+        return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def test_gemeente_opens(world) -> None:
+    rec, eid, subj = world.record()
+    sealed = seal_event(rec, layout=world.layout, epoch=world.epochs[GM], event_id=eid, subject=subj)
+    assert open_event(sealed.record, layout=world.layout, keyring=world.keyring(GM), event_id=eid, subject=subj, key=sealed.wrapped_key) == rec
+
+
+def test_exchange_material_cannot_open(world) -> None:
+    rec, eid, subj = world.record()
+    epoch = world.epochs[GM]
+    sealed = seal_event(rec, layout=world.layout, epoch=epoch, event_id=eid, subject=subj)
+    public_keys = [k.public_key for k in world.directory]
+
+    # No API on the exchange's epoch that unwraps or opens anything.
+    assert not [n for n in dir(SealingEpoch) if any(w in n.lower() for w in ("open", "unwrap", "decrypt"))]
+
+    # A keyring cannot be built from public keys or the signing key.
+    for k in [*public_keys, world.signing_key]:
+        with pytest.raises(InvalidKeyMaterial):
+            OpeningKeyring(GM, [k], [world.signing_key.public_key()])
+
+    # A keyring with any private key other than the gemeente's (the exchange has none; generate one)
+    # accepts the genuine announcement but cannot unwrap the KEK.
+    imposter = OpeningKeyring(GM, [generate_gemeente_key()], [world.signing_key.public_key()])
+    imposter.add(epoch.announcement)
+    with pytest.raises(KeyUnavailable):
+        open_event(sealed.record, layout=world.layout, keyring=imposter, event_id=eid, subject=subj, key=sealed.wrapped_key)
+
+    # Brute attempt: every 32-byte value the exchange holds, as KEK and as DEK, on the wrapped key and
+    # on every sealed field. Nothing decrypts.
+    material = [_raw(k) for k in public_keys] + [_raw(world.signing_key), _raw(world.signing_key.public_key())]
+    material += [hz.kek_info(GM, epoch.kek_id, epoch.recipient_key_id)[:32].ljust(32, b"\0")]
+    wrapped = sealed.wrapped_key.wrapped
+    for key in material:
+        aead = AESGCM(key[:32])
+        with pytest.raises(InvalidTag):
+            aead.decrypt(wrapped[1:13], wrapped[13:], hz.dek_aad(GM, subj, eid, epoch.kek_id))
+        for path in world.layout.paths:
+            kid, nonce, ct = hz.parse_field(sealed.record[path])
+            with pytest.raises(InvalidTag):
+                aead.decrypt(nonce, ct, None)
+
+    # And the HPKE-wrapped KEK does not open with a key of the exchange's own making.
+    with pytest.raises(Tampered):
+        hz.hpke_unwrap(epoch.announcement.wrapped_kek, generate_gemeente_key(), hz.kek_info(GM, epoch.kek_id, epoch.recipient_key_id))
+
+
+def test_other_gemeente_cannot_open(world) -> None:
+    rec, eid, subj = world.record()
+    sealed = seal_event(rec, layout=world.layout, epoch=world.epochs[GM], event_id=eid, subject=subj)
+    other = world.keyring("GM0599")
+    # its own key store rows would never include this one; even handed the row, it fails closed
+    with pytest.raises(Exception) as exc:
+        open_event(sealed.record, layout=world.layout, keyring=other, event_id=eid, subject=subj, key=sealed.wrapped_key)
+    assert type(exc.value).__name__ in {"ContextMismatch", "UnknownKeyEpoch"}
+
+
+def test_sealed_record_holds_no_plaintext(world) -> None:
+    from privacy_fixtures import all_strings
+
+    for i in range(20):
+        rec, eid, subj = world.record(i)
+        sealed = seal_event(rec, layout=world.layout, epoch=world.epochs[GM], event_id=eid, subject=subj)
+        for path in world.layout.paths:
+            blob = sealed.record[path]
+            assert isinstance(blob, bytes)
+            for s in all_strings(rec[path]):
+                if len(s) >= 4:
+                    assert s.encode() not in blob
+        # the caller's record is never modified in place
+        assert rec == world.record(i)[0]
+        assert all(a != b for a, b in itertools.combinations([sealed.record[p] for p in world.layout.paths], 2))
