@@ -105,6 +105,30 @@ def logs(lines: int, follow: bool) -> None:
                     time.sleep(0.5)
 
 
+# -- topics ------------------------------------------------------------------------------------
+@main.group()
+def topics() -> None:
+    """The exchange's topics: ingest, status, ops, and two per gemeente."""
+
+
+@topics.command()
+@click.option("--dry-run", is_flag=True, help="Only say what would be created.")
+@click.option("--on", "on_date", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Gemeenten existing on this date or later (default: today).")
+def provision(dry_run: bool, on_date) -> None:
+    """Create every missing topic (idempotent); existing topics are left as they are."""
+    from datetime import date
+
+    from herstelbus.topics import provision as run, wanted_topics
+
+    settings = get_settings()
+    specs = wanted_topics(settings.topic_policy(), on_date.date() if on_date else date.today())
+    report = run(settings.bootstrap, specs, settings.replication_factor, dry_run=dry_run)
+    verb = "would create" if dry_run else "created"
+    click.echo(f"{len(specs)} topics wanted: {verb} {len(report.created)}, "
+               f"{len(report.existing)} already existed (on {settings.bootstrap})")
+
+
 # -- smoke and demo ----------------------------------------------------------------------------
 @main.group()
 def smoke() -> None:

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from herstelbus.core.topology import DAY_MS, HOUR_MS, TopicPolicy
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HERSTELBUS_", frozen=True, extra="ignore")
@@ -37,6 +39,14 @@ class Settings(BaseSettings):
     deploy_dir: Path | None = Field(
         default=None, description="Folder with pom.xml/server.properties; default: the repo's deploy/local."
     )
+    replication_factor: int = Field(default=1, ge=1, description="Topic replicas; 3 in production.")
+    min_insync_replicas: int = Field(default=1, ge=1, description="2 in production (with 3 replicas).")
+    ingest_partitions: int = Field(default=3, ge=1, description="Partitions of UHT's ingest and status topics.")
+    gemeente_partitions: int = Field(default=1, ge=1, description="Partitions per gemeente topic.")
+    ingest_retention_hours: int = Field(
+        default=24, ge=1, le=168, description="Ingest topics hold plaintext: kept this long only."
+    )
+    gemeente_retention_days: int = Field(default=5 * 365, ge=1, description="Replay window of gemeente topics.")
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="auto: console on a terminal, JSON lines otherwise."
     )
@@ -49,6 +59,16 @@ class Settings(BaseSettings):
     @property
     def controller_port(self) -> int:
         return self.kafka_controller_port or self.kafka_port + 1
+
+    def topic_policy(self) -> TopicPolicy:
+        return TopicPolicy(
+            replication_factor=self.replication_factor,
+            min_insync_replicas=self.min_insync_replicas,
+            ingest_partitions=self.ingest_partitions,
+            gemeente_partitions=self.gemeente_partitions,
+            ingest_retention_ms=self.ingest_retention_hours * HOUR_MS,
+            gemeente_retention_ms=self.gemeente_retention_days * DAY_MS,
+        )
 
     @property
     def bootstrap(self) -> str:

@@ -102,6 +102,14 @@ def gemeenten_on(on: date) -> tuple[Gemeente, ...]:
     return tuple(g for g in _tabel().values() if g.bestaat_op(dag))
 
 
+def gemeenten_vanaf(on: date) -> tuple[Gemeente, ...]:
+    """Every gemeente that exists on ``on`` or comes into being later (topics are made ahead)."""
+    dag = _als_datum(on)
+    if dag is None:
+        return ()
+    return tuple(g for g in _tabel().values() if g.einddatum is None or dag < g.einddatum)
+
+
 def resolve(code: str, on: date) -> Resolution:
     """The gemeente that exists on ``on`` for ``code``, following opvolgers after herindelingen.
 

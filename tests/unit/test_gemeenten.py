@@ -315,3 +315,12 @@ def test_dissolved_without_opvolger_is_geen_opvolger(reference_dir: Path) -> Non
     assert resolve("GM0002", date(2019, 6, 1)) == Split("GM0002", ("GM0001", "GM0003"))
     # Once a branch of the split ends without opvolger, the rest cannot be routed either.
     assert resolve("GM0002", date(2021, 1, 1)) == Unknown("GM0002", GEEN_OPVOLGER)
+
+
+def test_gemeenten_vanaf_includes_today_and_later_but_not_dissolved() -> None:
+    from herstelbus.core.gemeenten import gemeenten_vanaf
+
+    codes = {g.code for g in gemeenten_vanaf(date(2024, 6, 1))}
+    assert len(codes) == 342
+    assert "GM0363" in codes and "GM0457" not in codes  # Weesp merged into Amsterdam in 2022
+    assert len(gemeenten_vanaf(date(2019, 1, 1))) > len(gemeenten_vanaf(date(2024, 1, 1)))
