@@ -22,7 +22,7 @@ Public API
   headers_for(record_type, record, *, source, subject=None) -> list[(str, bytes)]
   parse_cloudevent_headers(headers) -> CloudEvent
   source_urn(oin, systeem) -> str
-  pii_paths(schema) / sealed_paths(schema) / routed_schema(source_schema)
+  pii_paths(schema) / sealed_paths(schema) / routed_schema(source_schema) / bundle_schema(source_schema)
   get_catalogue() -> Catalogue (current(type), released(type), by_fingerprint(fp), types())
 
 Errors: every raise is a ``ContractError`` subclass (ValidationError, InvalidEvent, WireError,
@@ -41,7 +41,7 @@ from .envelope import (
 )
 from .errors import ContractError, EnvelopeError, InvalidEvent, UnknownSchema, ValidationError, WireError
 from .jsonlines import dumps, json_to_record, parse_json_event, to_json
-from .pii import pii_paths, routed_schema, sealed_paths
+from .pii import bundle_schema, pii_paths, routed_schema, sealed_paths
 from .validation import MAX_EVENT_BYTES, check, validate
 from .wire import Decoded, decode, decode_full, encode
 
@@ -49,7 +49,7 @@ __all__ = [
     "CE_TYPES", "CONTENT_TYPE", "INPUT_TYPES", "MAX_EVENT_BYTES", "ROUTED_TYPES",
     "Catalogue", "CloudEvent", "ContractError", "Decoded", "EnvelopeError", "InvalidEvent",
     "SchemaEntry", "UnknownSchema", "ValidationError", "WireError",
-    "check", "cloudevent_headers", "decode", "decode_full", "dumps", "encode", "get_catalogue",
+    "bundle_schema", "check", "cloudevent_headers", "decode", "decode_full", "dumps", "encode", "get_catalogue",
     "headers_for", "json_to_record", "load_catalogue", "parse_cloudevent_headers", "parse_json_event",
     "pii_paths", "routed_schema", "sealed_paths", "source_urn", "to_json", "validate",
 ]

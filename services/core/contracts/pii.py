@@ -1,22 +1,29 @@
-"""Which fields carry personal data, and the routed (sealed) schema derived from that.
+"""Which fields carry personal data, and the schemas derived from that: the sealed bundle and the
+routed gemeente event.
 
-Rule: a field with ``"pii": true`` holds personal data. Tag whole sub-records (persoon, adres,
-toeslagpartner) rather than their leaves, so one sealed unit covers them. The sealing code reads
-``pii_paths``; the routed schema is *derived* from the tags, so a new pii field is sealed (or the
-schema test fails) without anyone having to remember it.
+Rule: a top-level field with ``"pii": true`` holds personal data. Tag whole sub-records (persoon,
+adres, toeslagpartner) rather than their leaves. All tagged fields of an event travel as ONE sealed
+unit: ``bundle_schema`` is the record of exactly those fields, and ``routed_schema`` drops them
+from the routed event in favour of one ``verzegeld`` bytes field holding the sealed bundle. Both are
+*derived* from the tags, so a new pii field is sealed (or the stale-schema test fails) without
+anyone having to remember it.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from .schemas import NAMED, expand, fullname, unwrap_nullable
 
 PII = "pii"
-SEALED = "verzegeld"
+SEALED = "verzegeld"  # the routed field holding the sealed bundle, and its marker attribute
 ROUTED_PREFIX = "Gerouteerde"
+BUNDLE_SUFFIX = "Persoonsgegevens"
+# What routed_schema adds after the clear fields; a source field of the same name would clash.
+ROUTING_FIELDS = (SEALED, "subject", "routering", "sleutel_id", "bron_schema")
 
 ROUTERING_REDENEN = ["WOONGEMEENTE", "HERINDELING", "TOESLAGPARTNER", "HANDMATIG"]
 
@@ -53,12 +60,17 @@ def _tagged_paths(schema: dict[str, Any], attr: str) -> tuple[str, ...]:
 
 
 def pii_paths(schema: dict[str, Any]) -> tuple[str, ...]:
-    """Dotted paths of the ``"pii": true`` fields, top-down, not descending into tagged fields."""
+    """Dotted paths of the ``"pii": true`` fields, top-down, not descending into tagged fields.
+
+    A path below the top level ("a.geheim") is reported so the guards see it, but the schemas
+    derived here refuse it: the bundle holds whole top-level fields.
+    """
     return _tagged_paths(schema, PII)
 
 
 def sealed_paths(schema: dict[str, Any]) -> tuple[str, ...]:
-    """Dotted paths of the sealed (``"verzegeld": true``) bytes fields of a routed schema."""
+    """Dotted paths of the sealed (``"verzegeld": true``) bytes fields: ("verzegeld",) for a routed
+    schema, ("origineel",) for the dead-letter record."""
     return _tagged_paths(schema, SEALED)
 
 
@@ -69,40 +81,9 @@ def routed_name(source_name: str) -> str:
     return f"{ns}.{name}" if ns else name
 
 
-def _seal_field(field: dict[str, Any]) -> dict[str, Any]:
-    _, nullable = unwrap_nullable(field["type"])
-    sealed: dict[str, Any] = {"name": field["name"]}
-    if nullable:
-        sealed.update({"type": ["null", "bytes"], "default": None})
-    else:
-        sealed["type"] = "bytes"
-    sealed[SEALED] = True
-    sealed["doc"] = "Sealed for the target gemeente by the privacy core; opaque bytes here."
-    return sealed
-
-
-def _rewrite(record: dict[str, Any]) -> dict[str, Any]:
-    """Copy of an expanded record with each pii field sealed, descending into untagged records."""
-    fields = []
-    for field in record["fields"]:
-        if field.get(PII) is True:
-            fields.append(_seal_field(field))
-            continue
-        sub = _record_of(field["type"])
-        if sub is not None and pii_paths(sub):
-            field = {**field, "type": _replace_record(field["type"], sub, _rewrite(sub))}
-        fields.append(field)
-    return {**record, "fields": fields}
-
-
-def _replace_record(node: Any, old: dict[str, Any], new: dict[str, Any]) -> Any:
-    if node is old:
-        return new
-    if isinstance(node, list):
-        return [_replace_record(b, old, new) for b in node]
-    if isinstance(node, dict) and isinstance(node.get("type"), (dict, list)):
-        return {**node, "type": _replace_record(node["type"], old, new)}
-    return node
+def bundle_name(source_name: str) -> str:
+    """'Overdracht' -> 'OverdrachtPersoonsgegevens' (namespace kept)."""
+    return source_name + BUNDLE_SUFFIX
 
 
 def collapse(schema: Any) -> Any:
@@ -141,30 +122,76 @@ def collapse(schema: Any) -> Any:
     return walk(schema)
 
 
+def _standalone(record: dict[str, Any], ns: str) -> dict[str, Any]:
+    """An expanded record as a self-contained schema: each named type defined once, inline, with a
+    short name and an explicit namespace (the style of the checked-in .avsc files)."""
+    collapsed = collapse(record)
+    short = collapsed["name"].rpartition(".")[2]
+    return {"type": "record", "name": short, "namespace": ns,
+            **{k: v for k, v in collapsed.items() if k not in ("type", "name")}}
+
+
+def bundle_schema(source_schema: dict[str, Any], fields: Iterable[str] | None = None) -> dict[str, Any]:
+    """The persoonsgegevens bundle of a source event schema: the one record the privacy core seals.
+
+    Exactly the source's pii-tagged fields (or the top-level ``fields`` named), unchanged (types,
+    defaults, attributes) and in source order; named types they use are defined inline, so the
+    schema stands alone. Its Avro binary encoding is the plaintext of the routed ``verzegeld``
+    field. ValueError (a schema-authoring error, no data involved) for a tag below the top level
+    (tag the enclosing field), an unknown name, a source field named ``verzegeld``, or no field.
+    """
+    src = expand(source_schema)
+    ns = src["name"].rpartition(".")[0]
+    names = pii_paths(source_schema) if fields is None else tuple(fields)
+    by_name = {f["name"]: f for f in src["fields"]}
+    if SEALED in by_name:
+        raise ValueError(f"a source schema may not have a field named {SEALED}")
+    bad = [n for n in names if n not in by_name]
+    if bad:
+        raise ValueError("pii fields must be top-level fields of the source: " + ", ".join(bad))
+    if not names:
+        raise ValueError("no pii fields: nothing to seal")
+    wanted = set(names)
+    return _standalone({
+        "type": "record",
+        "name": bundle_name(src["name"]),
+        "doc": "The persoonsgegevens of one " + src["name"].rpartition(".")[2] + " event, sealed as one "
+               "unit for the target gemeente. Generated by herstelbus.core.contracts.pii.bundle_schema.",
+        "fields": [f for f in src["fields"] if f["name"] in wanted],
+    }, ns)
+
+
 def routed_schema(source_schema: dict[str, Any]) -> dict[str, Any]:
     """The routed gemeente-event schema for a source event schema.
 
-    Same fields in the same order, each pii field's type replaced by ``bytes`` (``["null","bytes"]``
-    when it was nullable) and marked ``"verzegeld": true``; ``gemeentecode`` becomes the target
-    gemeente (required); then routing metadata: ``subject`` (pseudonym), ``routering`` (reden,
+    The source's clear fields in source order (the pii fields removed); ``gemeentecode`` becomes
+    the target gemeente (required); then ``verzegeld`` (bytes, marked ``"verzegeld": true``, with
+    ``bundel`` = the bundle record's name and ``velden`` = the fields it holds): the sealed
+    ``bundle_schema`` record; then routing metadata: ``subject`` (pseudonym), ``routering`` (reden,
     oorspronkelijke_gemeentecode, opvolger_gemeentecode, gerouteerd_op), ``sleutel_id`` and
     ``bron_schema`` (fingerprint of the source writer schema, hex).
     """
     src = expand(source_schema)
     ns = src["name"].rpartition(".")[0]
-    out = _rewrite(src)
-    fields = [f for f in out["fields"] if f["name"] != "gemeentecode"]
+    bundle = bundle_schema(source_schema)
+    sealed = [f["name"] for f in bundle["fields"]]
+    clash = sorted({f["name"] for f in src["fields"]} & set(ROUTING_FIELDS))
+    if clash:
+        raise ValueError("source fields clash with routing metadata: " + ", ".join(clash))
     target = {
         "name": "gemeentecode",
         "type": "string",
         "format": "gemeentecode",
         "doc": "Target gemeente of this routed record (after herindeling); the original is in routering.",
     }
-    position = next(
-        (i for i, f in enumerate(out["fields"]) if f["name"] == "gemeentecode"), len(fields)
-    )
-    fields.insert(position, target)
+    fields = [target if f["name"] == "gemeentecode" else f for f in src["fields"] if f["name"] not in sealed]
+    if target not in fields:
+        fields.append(target)
     fields += [
+        {"name": SEALED, "type": "bytes", SEALED: True, "bundel": fullname(bundle["name"], ns), "velden": sealed,
+         "doc": "The persoonsgegevens (the fields in velden) sealed as one unit for the target gemeente by "
+                "the privacy core (services/core/privacy/FORMAT.md). Opened: the Avro binary encoding of "
+                "the bundel record, contracts.pii.bundle_schema of the source schema named by bron_schema."},
         {"name": "subject", "type": "string", "format": "pseudoniem", "maxLength": 128,
          "doc": "Pseudonym of the person (privacy core); the record key and ce_subject. Never a BSN."},
         {"name": "routering", "type": {
@@ -178,23 +205,20 @@ def routed_schema(source_schema: dict[str, Any]) -> dict[str, Any]:
                 {"name": "gerouteerd_op", "type": {"type": "long", "logicalType": "timestamp-millis"}},
             ]}},
         {"name": "sleutel_id", "type": "string", "format": "naamcode", "maxLength": 128,
-         "doc": "Id of the gemeente key the sealed fields were sealed for."},
+         "doc": "Id of the gemeente key the bundle was sealed for."},
         {"name": "bron_schema", "type": "string", "format": "fingerprint",
-         "doc": "CRC-64-AVRO fingerprint (hex, wire byte order) of the source schema the sealed units follow."},
+         "doc": "CRC-64-AVRO fingerprint (hex, wire byte order) of the source schema: it fixes the bundle "
+                "schema and where each opened field goes back."},
     ]
     doc = source_schema.get("doc")
-    out = {
+    return _standalone({
         "type": "record",
         "name": routed_name(src["name"]),
         "doc": "Routed to one gemeente, personal data sealed. Generated by "
                "herstelbus.core.contracts.pii.routed_schema; do not edit by hand."
                + (f" Source: {doc}" if doc else ""),
         "fields": fields,
-    }
-    collapsed = collapse(out)
-    short = collapsed["name"].rpartition(".")[2]
-    return {"type": "record", "name": short, "namespace": ns,
-            **{k: v for k, v in collapsed.items() if k not in ("type", "name")}}
+    }, ns)
 
 
 def render_schema(schema: dict[str, Any]) -> str:

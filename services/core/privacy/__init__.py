@@ -1,18 +1,24 @@
 """Privacy core (issue 4): pseudonyms, sealed personal data only the addressed gemeente can read,
 signed key epochs, crypto-shreddable per-event data keys. Pure: no Kafka, HTTP or database.
 
-Exchange (router), once per gemeente per window::
+All personal-data fields of an event are sealed as ONE unit (the bundle of
+``herstelbus.core.contracts.pii.bundle_schema``, encoded with fastavro) into the routed record's
+``verzegeld`` field; ``open_event`` gives back the whole original record.
 
+Exchange (router), once per source schema version and once per gemeente per window::
+
+    layout = PiiLayout(source_schema)                       # bundle schema parsed once
     key = choose_wrapping_key(directory, "GM0363", now)
     if needs_new_epoch(epoch, key, now):
         epoch = new_key_epoch(key, signing_key, now)        # publish epoch.announcement.to_bytes()
     sealed = seal_event(record, layout=layout, epoch=epoch, event_id=eid, subject=pseudonymise(bsn, secret))
-    # sealed.record → Kafka; sealed.wrapped_key → key store
+    # sealed.record (clear fields + verzegeld) → routed record → Kafka; sealed.wrapped_key → key store
 
 Gemeente (SDK)::
 
     ring = OpeningKeyring("GM0363", [private_key], [exchange_verify_key])
     ring.add(announcement_bytes)                            # SignatureInvalid / SignatureMissing
+    layout = layouts[rec["bron_schema"]]                    # PiiLayout of the source schema
     ref = key_ref(rec, layout=layout, gemeentecode="GM0363", event_id=eid, subject=subject)
     plain = open_event(rec, layout=layout, keyring=ring, event_id=eid, subject=subject, key=store.get(ref))
 

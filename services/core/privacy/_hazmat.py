@@ -39,10 +39,10 @@ LABEL_PSEUDONYM = b"herstelbus/pseudonym/v1\x00"
 LABEL_KEY_ID = b"herstelbus/key-id/v1\x00"
 LABEL_KEK_INFO = b"herstelbus/kek/v1\x00"
 LABEL_DEK_AAD = b"herstelbus/dek/v1\x00"
-LABEL_FIELD_AAD = b"herstelbus/field/v1\x00"
+LABEL_SEALED_AAD = b"herstelbus/sealed/v1\x00"
 LABEL_EPOCH_SIG = b"herstelbus/key-epoch/v1\x00"
 
-FIELD_VERSION = 0x01
+SEALED_VERSION = 0x01
 WRAPPED_DEK_VERSION = 0x01
 WRAPPED_DEK_LEN = 1 + NONCE_LEN + KEY_LEN + TAG_LEN  # 61
 
@@ -123,37 +123,55 @@ def unwrap_dek(kek_aead: AESGCM, wrapped: bytes, aad: bytes) -> bytes:
         raise Tampered("dek_unwrap_failed") from None
 
 
-# ---- sealed field ------------------------------------------------------------------------------
+# ---- sealed bundle ------------------------------------------------------------------------------
 
 
-def field_header(key_id: str) -> bytes:
+def sealed_header(key_id: str) -> bytes:
+    """version || u8 len(kek_id) || kek_id: the start of every sealed bundle under this KEK."""
     kid = key_id.encode("ascii")
     if not 1 <= len(kid) <= 255:
         raise ValueError("key id length")
-    return bytes((FIELD_VERSION, len(kid))) + kid
+    return bytes((SEALED_VERSION, len(kid))) + kid
 
 
-def event_aad_prefix(gemeentecode: str, subject: str, event_id: str) -> bytes:
-    """The per-event part of every field's AAD; computed once per event."""
-    return LABEL_FIELD_AAD + lp_str(gemeentecode) + lp_str(subject) + lp_str(event_id)
+# The AAD is assembled from three parts so each is built once where it is fixed: per key epoch
+# (gemeente), per event (subject, event id) and per layout (field path, fingerprints).
+def sealed_aad_head(gemeentecode: str) -> bytes:
+    return LABEL_SEALED_AAD + bytes((SEALED_VERSION,)) + lp_str(gemeentecode)
 
 
-def field_aad_suffix(path: str, schema_fingerprint: bytes, key_id: str) -> bytes:
-    return lp_str(path) + lp(schema_fingerprint) + lp_str(key_id)
+def sealed_aad_event(subject: str, event_id: str) -> bytes:
+    return lp_str(subject) + lp_str(event_id)
 
 
-def field_nonce(index: int) -> bytes:
-    """Nonce for the index-th sealed field of one event. A DEK seals exactly one event (it is fresh
-    per seal_event call and never reused), so a counter is unique per key and costs no RNG call."""
-    return index.to_bytes(NONCE_LEN, "big")
+def sealed_aad_tail(field_path: str, source_fingerprint: bytes, bundle_fingerprint: bytes) -> bytes:
+    return lp_str(field_path) + lp(source_fingerprint) + lp(bundle_fingerprint)
 
 
-def parse_field(blob: bytes) -> tuple[str, bytes, bytes]:
-    """Split a sealed field into (key_id, nonce, ciphertext+tag); structure only, no crypto."""
+def sealed_aad(
+    gemeentecode: str,
+    subject: str,
+    event_id: str,
+    field_path: str,
+    source_fingerprint: bytes,
+    bundle_fingerprint: bytes,
+    key_id: str,
+) -> bytes:
+    """The whole AAD of a sealed bundle (FORMAT.md), as the test vectors spell it out."""
+    return (
+        sealed_aad_head(gemeentecode)
+        + sealed_aad_event(subject, event_id)
+        + sealed_aad_tail(field_path, source_fingerprint, bundle_fingerprint)
+        + lp_str(key_id)
+    )
+
+
+def parse_sealed(blob: bytes) -> tuple[str, bytes, bytes]:
+    """Split a sealed bundle into (key_id, nonce, ciphertext+tag); structure only, no crypto."""
     if type(blob) is not bytes:
         raise MalformedSealedField("not_sealed")
     n = len(blob)
-    if n < 2 or blob[0] != FIELD_VERSION:
+    if n < 2 or blob[0] != SEALED_VERSION:
         raise MalformedSealedField("bad_version")
     kid_len = blob[1]
     body = 2 + kid_len

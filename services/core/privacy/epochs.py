@@ -188,23 +188,17 @@ def verify_announcement(epoch: KeyEpoch, trusted: Mapping[str, ed25519.Ed25519Pu
 class SealingEpoch:
     """The exchange's handle on one key epoch: wraps per-event data keys, never unwraps anything."""
 
-    __slots__ = ("announcement", "_kek_aead", "_wraps", "_field_header", "_kid_lp", "_gm_lp", "_head_cache")
+    __slots__ = ("announcement", "_kek_aead", "_wraps", "_header", "_kid_lp", "_gm_lp", "_aad_head")
 
     def __init__(self, announcement: KeyEpoch, kek: bytes) -> None:
         self.announcement = announcement
         self._kek_aead = AESGCM(kek)
         self._wraps = 0
-        self._field_header = hz.field_header(announcement.kek_id)
+        # Per-epoch constants of every bundle sealed under it (FORMAT.md §Sealed bundle).
+        self._header = hz.sealed_header(announcement.kek_id)
         self._kid_lp = hz.lp_str(announcement.kek_id)
         self._gm_lp = hz.lp_str(announcement.gemeentecode)
-        self._head_cache: tuple[bytes, ...] = ()
-
-    def _heads(self, n: int) -> tuple[bytes, ...]:
-        """Sealed-field prefixes (version || key id || nonce) for field indexes 0..n-1. The nonce is
-        the field index: unique per DEK because a DEK seals exactly one event."""
-        if len(self._head_cache) < n:
-            self._head_cache = tuple(self._field_header + hz.field_nonce(i) for i in range(n))
-        return self._head_cache
+        self._aad_head = hz.sealed_aad_head(announcement.gemeentecode)
 
     @property
     def gemeentecode(self) -> str:
@@ -325,6 +319,7 @@ class OpeningKeyring:
     ) -> None:
         self.gemeentecode = check_gemeentecode(gemeentecode)
         self._gm_lp = hz.lp_str(gemeentecode)
+        self._aad_head = hz.sealed_aad_head(gemeentecode)
         self._private: dict[str, x25519.X25519PrivateKey] = {}
         for k in private_keys:
             self.add_private_key(k)
@@ -332,7 +327,8 @@ class OpeningKeyring:
         if not self._trusted:
             raise InvalidKeyMaterial("no_exchange_key")
         self._epochs: dict[str, KeyEpoch] = {}
-        self._keks: dict[str, AESGCM] = {}
+        # kek_id -> (KEK, sealed-bundle header, lp(kek_id)): everything per epoch, computed once.
+        self._keks: dict[str, tuple[AESGCM, bytes, bytes]] = {}
 
     def add_private_key(self, key: x25519.X25519PrivateKey) -> str:
         if not isinstance(key, x25519.X25519PrivateKey):
@@ -364,10 +360,12 @@ class OpeningKeyring:
     def known_epochs(self) -> frozenset[str]:
         return frozenset(self._epochs)
 
-    def _kek(self, kek_id: str) -> AESGCM:
-        aead = self._keks.get(kek_id)
-        if aead is not None:
-            return aead
+    def _opening_keys(self, kek_id: str) -> tuple[AESGCM, bytes, bytes]:
+        """The KEK of a verified epoch (HPKE-unwrapped on first use, then cached) with the epoch's
+        sealed-bundle header and length-prefixed id."""
+        keys = self._keks.get(kek_id)
+        if keys is not None:
+            return keys
         ep = self._epochs.get(kek_id)
         if ep is None:
             raise UnknownKeyEpoch(key_id=kek_id)
@@ -375,8 +373,8 @@ class OpeningKeyring:
         if priv is None:
             raise KeyUnavailable("no_private_key", key_id=ep.recipient_key_id)
         kek = hz.hpke_unwrap(ep.wrapped_kek, priv, hz.kek_info(ep.gemeentecode, ep.kek_id, ep.recipient_key_id))
-        aead = self._keks[kek_id] = AESGCM(kek)
-        return aead
+        keys = self._keks[kek_id] = (AESGCM(kek), hz.sealed_header(kek_id), hz.lp_str(kek_id))
+        return keys
 
     def __repr__(self) -> str:
         return f"OpeningKeyring(gemeentecode={self.gemeentecode!r}, keys={sorted(self._private)!r})"

@@ -85,8 +85,8 @@ class Tampered(PrivacyError):
 
 
 class MalformedSealedField(PrivacyError):
-    """A personal-data field holds something that is not a well-formed sealed field (fail closed:
-    plaintext or junk where a sealed field belongs is never passed on)."""
+    """The record's ``verzegeld`` field is not a well-formed sealed bundle, or personal data sits
+    beside it in the clear (fail closed: plaintext or junk is never passed on)."""
 
     default_reason = "malformed_sealed_field"
 

@@ -20,7 +20,7 @@ from ._hazmat import LABEL_KEY_ID, b32
 from .errors import InvalidIdentifier, InvalidKeyMaterial, KeyUnavailable
 
 GEMEENTECODE = re.compile(r"GM\d{4}")
-# Key ids travel in sealed fields (u8 length) and AADs; keep them short, ASCII and unambiguous.
+# Key ids travel in sealed bundles (u8 length) and AADs; keep them short, ASCII and unambiguous.
 KEY_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 # How long a newly registered gemeente key waits before new epochs are wrapped to it, so every

@@ -1,15 +1,17 @@
-"""Sealing and opening the personal-data fields of one event (issue 4, properties 2, 3, 5, 7, 8).
+"""Sealing and opening the personal data of one event (issue 4, properties 2, 3, 5, 7, 8).
 
-Per event: a fresh random 256-bit data key (DEK); every personal-data field (nulls included, so the
-presence of e.g. a phone number is hidden too) is encrypted with AES-256-GCM under it; the DEK is
-wrapped under the epoch's KEK and returned as a ``WrappedKey`` row for the key store. The row is
-never put in the record: deleting it (erasure) makes the record unreadable forever while every
-other subject still opens.
+Per event: the personal-data fields are taken out of the record as one *bundle* (the record
+``contracts.pii.bundle_schema`` derives from the pii tags), encoded with fastavro, and sealed ONCE
+with AES-256-GCM under a fresh random data key (DEK). The routed record keeps the clear fields and
+gets the sealed bundle in ``verzegeld``; nulls are inside the bundle too, so even the presence of a
+phone number or a toeslagpartner is hidden. The DEK is wrapped under the epoch's KEK and returned as
+a ``WrappedKey`` row for the key store, never put in the record: deleting the row (erasure) makes
+the record unreadable forever while every other subject still opens.
 
-AAD of a field binds gemeentecode, subject pseudonym, event id, field path, source-schema
-fingerprint and key id (FORMAT.md), so a sealed field moved to another record, field or gemeente
-fails as ``Tampered``. Opening fails closed with a typed error; no path hands back ciphertext or
-skips a field.
+The AAD binds gemeentecode, subject pseudonym, event id, the field path, the source and bundle
+schema fingerprints and the key id (FORMAT.md), so a bundle moved to another record, gemeente or
+record type fails as ``Tampered``. Opening fails closed with a typed error and returns the whole
+plain record or nothing.
 """
 
 from __future__ import annotations
@@ -18,15 +20,16 @@ import enum
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from io import BytesIO
 from typing import Any, NamedTuple
 
 import fastavro
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+from ..contracts.pii import SEALED, bundle_schema
+from ..contracts.schemas import fingerprint as schema_fingerprint
 from . import _hazmat as hz
-from ._avro import FieldCodec
 from .epochs import OpeningKeyring, SealingEpoch
 from .errors import (
     ContextMismatch,
@@ -94,134 +97,127 @@ KeyLookup = WrappedKey | KeyRowState
 class SealedEvent(NamedTuple):
     """``record, row = seal_event(...)``."""
 
-    record: dict[str, Any]  # the routed record: every personal-data field is sealed bytes
+    record: dict[str, Any]  # the clear fields plus ``verzegeld``: the sealed bundle
     wrapped_key: WrappedKey  # for the key store, never for Kafka
 
 
-# ---- which fields, and how their values are encoded ---------------------------------------------
+# ---- the layout: which fields form the bundle, and its codec -------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _PiiField:
-    path: tuple[str, ...]
-    name: str  # dotted path, as bound into the AAD
-    codec: FieldCodec
-    aad_base: bytes  # lp(path) || lp(fingerprint); lp(key_id) is appended per epoch
-    key: str  # path[-1]
-    top: bool  # a top-level field: no copying of parents needed
-
-
-def _normalise_path(p: str | Sequence[str]) -> tuple[str, ...]:
-    parts = tuple(p.split(".")) if isinstance(p, str) else tuple(p)
+def _field_name(p: str | Sequence[str]) -> str:
+    parts = (p,) if isinstance(p, str) else tuple(p)
     if not parts or not all(isinstance(x, str) and x for x in parts):
         raise InvalidIdentifier("bad_pii_path")
-    return parts
+    return ".".join(parts)  # a dotted (nested) path is refused by bundle_schema
 
 
-def _record_of(t: Any, named: Mapping[str, Any]) -> dict | None:
-    """The record schema a path can descend into (through a named reference or ["null", record])."""
-    if isinstance(t, str):
-        t = named.get(t)
-    if isinstance(t, list):
-        non_null = [x for x in t if x != "null"]
-        if len(non_null) != 1 or len(t) != 2:
-            return None
-        return _record_of(non_null[0], named)
-    if isinstance(t, dict) and t.get("type") in ("record", "error"):
-        return t
+def _record_branch(ftype: Any, named: Mapping[str, Any]) -> str | None:
+    """The full name of X in a (parsed) ``["null", X]`` field type whose X is a record, defined
+    there or referenced by name; None otherwise."""
+    if isinstance(ftype, list) and len(ftype) == 2 and "null" in ftype:
+        branch = ftype[1 - ftype.index("null")]
+        branch = named.get(branch) if isinstance(branch, str) else branch
+        if isinstance(branch, dict) and branch.get("type") in ("record", "error"):
+            return branch["name"]
     return None
 
 
 class PiiLayout:
-    """Where the personal data sits in one source schema, compiled once per schema version.
+    """The personal-data bundle of one source schema version, compiled once and reused per event.
 
-    ``pii_paths`` are dotted paths (``"persoon"``, ``"adres.postcode"``) or tuples of names, as
-    returned by ``herstelbus.core.contracts.pii.pii_paths(schema)`` (used when ``pii_paths`` is None).
-    A path inside a sealed sub-record is covered by that sub-record and dropped. Paths through arrays
-    or maps are refused (fail closed: they could not be sealed field by field).
+    ``pii_paths`` (top-level field names) defaults to the schema's ``"pii": true`` tags, as
+    ``herstelbus.core.contracts.pii.pii_paths`` lists them. The bundle schema is
+    ``contracts.pii.bundle_schema``, parsed once here; fastavro encodes and decodes it.
     """
 
-    def __init__(
-        self,
-        schema: Any,
-        pii_paths: Iterable[str | Sequence[str]] | None = None,
-        *,
-        fingerprint_bytes: bytes | None = None,
-    ) -> None:
-        if pii_paths is None:
-            from ..contracts.pii import pii_paths as _from_contracts  # type: ignore[import-not-found]
-
-            pii_paths = _from_contracts(schema)
+    def __init__(self, schema: Any, pii_paths: Iterable[str | Sequence[str]] | None = None) -> None:
+        names = None if pii_paths is None else list(dict.fromkeys(_field_name(p) for p in pii_paths))
+        try:
+            bundle = bundle_schema(schema, names)
+        except (ValueError, KeyError, TypeError):  # nested, unknown or no fields: never seal half
+            raise InvalidIdentifier("bad_pii_path") from None
+        self.source_schema = schema
+        self.bundle_schema = bundle
+        self.fingerprint = schema_fingerprint(schema)  # the source's; the routed record's bron_schema
+        self.fingerprint_hex = self.fingerprint.hex()
+        self.bundle_fingerprint = schema_fingerprint(bundle)
         named: dict[str, Any] = {}
-        parsed = fastavro.parse_schema(schema, named_schemas=named)
-        self.fingerprint = fingerprint_bytes if fingerprint_bytes is not None else schema_fingerprint(schema)
-        paths = list(dict.fromkeys(_normalise_path(p) for p in pii_paths))  # schema order, no duplicates
-        # A path inside another tagged path is covered by the enclosing sealed unit.
-        kept = [p for p in paths if not any(a != p and p[: len(a)] == a for a in paths)]
-        if not kept:
-            raise InvalidIdentifier("no_pii_fields")
-        fields = []
-        for p in kept:
-            rec: Any = parsed
-            ftype: Any = None
-            for depth, name in enumerate(p):
-                if rec is None:
-                    raise InvalidIdentifier("bad_pii_path", path=".".join(p))
-                match = [f for f in rec["fields"] if f["name"] == name]
-                if not match:
-                    raise InvalidIdentifier("bad_pii_path", path=".".join(p))
-                ftype = match[0]["type"]
-                if depth < len(p) - 1:
-                    rec = _record_of(ftype, named)
-            dotted = ".".join(p)
-            aad_base = hz.lp_str(dotted) + hz.lp(self.fingerprint)
-            fields.append(_PiiField(p, dotted, FieldCodec(ftype, named), aad_base, p[-1], len(p) == 1))
-        self._fields = tuple(fields)
-        self.paths: tuple[str, ...] = tuple(f.name for f in fields)
-        self._tails: dict[bytes, tuple[bytes, ...]] = {}
-        self._nonces = tuple(hz.field_nonce(i) for i in range(len(fields)))
-
-    def _aad_tails(self, kid_lp: bytes) -> tuple[bytes, ...]:
-        """Per key id: each field's static AAD tail lp(path) || lp(fingerprint) || lp(key_id)."""
-        tails = self._tails.get(kid_lp)
-        if tails is None:
-            if len(self._tails) > 256:  # epochs come and go; keep the cache small
-                self._tails.clear()
-            tails = self._tails[kid_lp] = tuple(f.aad_base + kid_lp for f in self._fields)
-        return tails
+        self._parsed = fastavro.parse_schema(bundle, named_schemas=named)
+        self.paths: tuple[str, ...] = tuple(f["name"] for f in bundle["fields"])
+        self._pii = frozenset(self.paths)
+        # Source order, so an opened record has the shape of the original event.
+        self._order = tuple((f["name"], f["name"] in self._pii) for f in schema["fields"])
+        self._names = tuple(n for n, _ in self._order)
+        self._clear = frozenset(n for n, pii in self._order if not pii)
+        # fastavro picks a union branch by validating the value against each branch, which for a
+        # nullable record costs more than writing it; naming the branch (fastavro's documented
+        # tuple notation) skips that. Only for ["null", record] fields at the bundle's top level:
+        # the record writer still refuses a value without the record's fields.
+        self._named_branches = tuple(
+            (f["name"], name) for f in self._parsed["fields"] if (name := _record_branch(f["type"], named)) is not None
+        )
+        self._aad_tail = hz.sealed_aad_tail(SEALED, self.fingerprint, self.bundle_fingerprint)
+        self._probes: tuple[tuple[str, Any], ...] | None = None
 
     def __repr__(self) -> str:
-        return f"PiiLayout(paths={self.paths!r}, fingerprint={self.fingerprint.hex()})"
+        return f"PiiLayout(paths={self.paths!r}, fingerprint={self.fingerprint_hex})"
 
+    # -- codec ---------------------------------------------------------------------------------
 
-def schema_fingerprint(schema: Any) -> bytes:
-    """CRC-64-AVRO of the Parsing Canonical Form, as the 8 bytes of the single-object header."""
-    return bytes.fromhex(fingerprint(to_parsing_canonical_form(fastavro.parse_schema(schema)), "CRC-64-AVRO"))
+    def _encode(self, record: Mapping[str, Any]) -> bytes:
+        """fastavro schemaless encoding of the bundle taken from ``record``. A pii field missing
+        from the record is an error, not a null: the sealer never guesses."""
+        bundle = {n: record[n] for n in self.paths}
+        for name, branch in self._named_branches:
+            value = bundle[name]
+            if value is not None:
+                bundle[name] = (branch, value)
+        out = BytesIO()  # per call: a shared buffer would race between threads sealing in parallel
+        fastavro.schemaless_writer(out, self._parsed, bundle)
+        return out.getvalue()
 
+    def _decode(self, plaintext: bytes) -> dict[str, Any]:
+        buf = BytesIO(plaintext)
+        bundle = fastavro.schemaless_reader(buf, self._parsed, None)
+        if buf.tell() != len(plaintext):
+            raise MalformedSealedField("trailing_bytes", path=SEALED)
+        return bundle
 
-# ---- record walking ---------------------------------------------------------------------------
-
-
-def _parent(root: dict, path: tuple[str, ...], copies: dict[tuple[str, ...], dict]) -> dict | None:
-    """The (copied) mapping holding the last element of ``path``; None when an optional ancestor is
-    null (then there is nothing to seal or open). Copies so the caller's record is never mutated."""
-    node = root
-    for i in range(1, len(path)):
-        prefix = path[:i]
-        nxt = copies.get(prefix)
-        if nxt is None:
+    def _why_not(self, record: Any) -> tuple[str, str | None]:
+        """(reason, field) for a record ``_encode`` refused: each field encoded on its own through a
+        one-field bundle of the same schema. Error path only; never looks at fastavro's message."""
+        if not isinstance(record, Mapping):
+            return "not_a_record", None
+        missing = next((n for n in self.paths if n not in record), None)
+        if missing is not None:
+            return "missing_field", missing
+        if self._probes is None:
+            self._probes = tuple(
+                (n, fastavro.parse_schema(bundle_schema(self.source_schema, [n]))) for n in self.paths
+            )
+        for name, probe in self._probes:
             try:
-                child = node[path[i - 1]]
-            except KeyError:
-                raise RecordInvalid("missing_field", path=".".join(prefix)) from None
-            if child is None:
-                return None
-            if not isinstance(child, Mapping):
-                raise RecordInvalid("value_does_not_match_schema", path=".".join(prefix))
-            nxt = copies[prefix] = dict(child)
-            node[path[i - 1]] = nxt
-        node = nxt
-    return node
+                fastavro.schemaless_writer(BytesIO(), probe, {name: record[name]})
+            except Exception:
+                return "value_does_not_match_schema", name
+        return "value_does_not_match_schema", None
+
+    # -- merging an opened bundle back ---------------------------------------------------------
+
+    def _merge(self, sealed: Mapping[str, Any], bundle: Mapping[str, Any]) -> dict[str, Any]:
+        """The routed record with the bundle's fields back in their source positions and
+        ``verzegeld`` gone; routing metadata (subject, routering, ...) after the source fields. A
+        clear field the routed record lacks (dropped by a later, compatible schema) stays absent."""
+        if sealed.keys() >= self._clear:
+            # Common case, all in C: the key order comes from the source, values from both parts.
+            out = dict.fromkeys(self._names)
+            out.update(sealed)
+            out.update(bundle)
+            del out[SEALED]
+            return out
+        out = {n: bundle[n] if pii else sealed[n] for n, pii in self._order if pii or n in sealed}
+        out.update((k, v) for k, v in sealed.items() if k not in out and k != SEALED)
+        return out
 
 
 def _check_context(event_id: str, subject: str) -> None:
@@ -237,11 +233,12 @@ def _check_context(event_id: str, subject: str) -> None:
 def seal_event(
     record: Mapping[str, Any], *, layout: PiiLayout, epoch: SealingEpoch, event_id: str, subject: str
 ) -> SealedEvent:
-    """Seal every personal-data field of ``record`` for ``epoch.gemeentecode``.
+    """Seal the personal data of ``record`` for ``epoch.gemeentecode``.
 
     ``subject`` is the pseudonym (``pseudonymise``) of the person the event is about; ``event_id``
-    the id of the routed event. Returns the routed record (input untouched) and the key-store row.
-    Raises ``RecordInvalid`` (missing/ill-typed personal data) rather than emit a partly sealed record.
+    the id of the routed event. Returns the record's clear fields plus ``verzegeld`` (input
+    untouched; the router adds the routing metadata) and the key-store row. Raises ``RecordInvalid``
+    (a personal-data field missing or not matching its schema) rather than seal part of it.
     """
     return _seal(record, layout, epoch, event_id, subject, hz.SYSTEM_RNG)
 
@@ -250,85 +247,48 @@ def _seal(
     record: Mapping[str, Any], layout: PiiLayout, epoch: SealingEpoch, event_id: str, subject: str, rng: hz.Rng
 ) -> SealedEvent:
     _check_context(event_id, subject)
-    ann = epoch.announcement
-    # AADs are assembled from length-prefixed parts computed once per epoch / per event; the
-    # result is byte-identical to hz.dek_aad / hz.event_aad_prefix (pinned by the test vectors).
-    ctx = epoch._gm_lp + hz.lp_str(subject) + hz.lp_str(event_id)
-    kid_lp = epoch._kid_lp
-    rnd = rng(hz.KEY_LEN + hz.NONCE_LEN)  # one RNG call: DEK || DEK-wrap nonce
-    dek = rnd[: hz.KEY_LEN]
-    wrapped = epoch._wrap_dek(dek, rnd[hz.KEY_LEN :], hz.LABEL_DEK_AAD + ctx + kid_lp)
-    aead = AESGCM(dek)
-    prefix = hz.LABEL_FIELD_AAD + ctx
-    heads = epoch._heads(len(layout._fields))  # version || key id || nonce, per field index
-    nonces = layout._nonces
-    tails = layout._aad_tails(kid_lp)
-    encrypt = aead.encrypt
-    out = dict(record)
-    copies: dict[tuple[str, ...], dict] = {}
-    f = None
     try:
-        for i, f in enumerate(layout._fields):
-            parent = out if f.top else _parent(out, f.path, copies)
-            if parent is None:
-                continue
-            parent[f.key] = heads[i] + encrypt(nonces[i], f.codec._encode(parent[f.key]), prefix + tails[i])
-    except RecordInvalid as e:
-        raise RecordInvalid(e.reason, path=e.path or (f.name if f else None)) from None
-    except KeyError:
-        raise RecordInvalid("missing_field", path=f.name if f else None) from None
-    except Exception:  # the codec's or Python's own errors may quote the value: never chain them
-        raise RecordInvalid("value_does_not_match_schema", path=f.name if f else None) from None
+        plaintext = layout._encode(record)
+    except Exception:  # fastavro's and Python's messages may quote the value: never chain them
+        reason, path = layout._why_not(record)
+        raise RecordInvalid(reason, path=path) from None
+    ann = epoch.announcement
+    event_ctx = hz.sealed_aad_event(subject, event_id)
+    kid_lp = epoch._kid_lp
+    rnd = rng(hz.KEY_LEN + 2 * hz.NONCE_LEN)  # one RNG call: DEK || DEK-wrap nonce || bundle nonce
+    dek, wrap_nonce, nonce = rnd[: hz.KEY_LEN], rnd[hz.KEY_LEN : -hz.NONCE_LEN], rnd[-hz.NONCE_LEN :]
+    wrapped = epoch._wrap_dek(dek, wrap_nonce, hz.LABEL_DEK_AAD + epoch._gm_lp + event_ctx + kid_lp)
+    aad = epoch._aad_head + event_ctx + layout._aad_tail + kid_lp
+    blob = epoch._header + nonce + AESGCM(dek).encrypt(nonce, plaintext, aad)
+    out = dict(record)  # the caller's record stays untouched
+    for name in layout.paths:  # all present: _encode read each one
+        del out[name]
+    out[SEALED] = blob
     return SealedEvent(out, WrappedKey(ann.gemeentecode, subject, event_id, ann.kek_id, wrapped))
 
 
 # ---- open -------------------------------------------------------------------------------------
 
 
-def key_ref(sealed: Mapping[str, Any], *, layout: PiiLayout, gemeentecode: str, event_id: str, subject: str) -> KeyRef | None:
-    """Which key-store row opens ``sealed`` (for batch fetching). None only when no personal-data
-    field is present at all (every optional ancestor null): then there is nothing to open."""
-    kid = _record_key_id(sealed, layout)
-    return None if kid is None else KeyRef(gemeentecode, subject, event_id, kid)
+def _sealed_blob(sealed: Mapping[str, Any]) -> Any:
+    blob = sealed.get(SEALED, _ABSENT)
+    if blob is _ABSENT:
+        raise MalformedSealedField("missing_field", path=SEALED)
+    return blob
 
 
-def _record_key_id(sealed: Mapping[str, Any], layout: PiiLayout) -> str | None:
-    kid: str | None = None
-    for f in layout._fields:
-        parent = _peek_parent(sealed, f.path)
-        if parent is None:
-            continue
-        try:
-            blob = parent[f.path[-1]]
-        except KeyError:
-            raise MalformedSealedField("missing_field", path=f.name) from None
-        this, _, _ = _parse(blob, f.name)
-        if kid is None:
-            kid = this
-        elif this != kid:
-            raise Tampered("mixed_key_ids", path=f.name)
-    return kid
-
-
-def _parse(blob: Any, path: str) -> tuple[str, bytes, bytes]:
+def _parse(blob: Any) -> tuple[str, bytes, bytes]:
     try:
-        return hz.parse_field(blob)
+        return hz.parse_sealed(blob)
     except MalformedSealedField as e:
-        raise MalformedSealedField(e.reason, path=path) from None
+        raise MalformedSealedField(e.reason, path=SEALED) from None
 
 
-def _peek_parent(root: Mapping[str, Any], path: tuple[str, ...]) -> Mapping[str, Any] | None:
-    node: Any = root
-    for name in path[:-1]:
-        try:
-            node = node[name]
-        except (KeyError, TypeError):
-            raise MalformedSealedField("missing_field", path=".".join(path)) from None
-        if node is None:
-            return None
-        if not isinstance(node, Mapping):
-            raise MalformedSealedField("not_a_record", path=".".join(path))
-    return node
+def key_ref(sealed: Mapping[str, Any], *, layout: PiiLayout, gemeentecode: str, event_id: str, subject: str) -> KeyRef:
+    """Which key-store row opens ``sealed`` (for batch fetching): the key id comes from the sealed
+    bundle's header. ``MalformedSealedField`` when there is no well-formed bundle."""
+    kid, _, _ = _parse(_sealed_blob(sealed))
+    return KeyRef(gemeentecode, subject, event_id, kid)
 
 
 def open_event(
@@ -342,11 +302,13 @@ def open_event(
 ) -> dict[str, Any]:
     """Open a routed record at the gemeente that owns ``keyring``.
 
-    ``key`` is what the key store answered for ``key_ref(...)``: the ``WrappedKey`` row, or a
-    ``KeyRowState``. Raises ``SubjectErased``, ``KeyUnavailable``, ``UnknownKeyEpoch``, ``Tampered``,
-    ``MalformedSealedField`` or ``ContextMismatch``; returns the record with every personal-data field
-    decoded, never a partly opened one. The announcement for the record's epoch must have been added
-    to ``keyring`` (which verified its signature).
+    ``layout`` is the one for the record's source schema (its ``bron_schema``); ``key`` is what the
+    key store answered for ``key_ref(...)``: the ``WrappedKey`` row, or a ``KeyRowState``. Returns
+    the full plain record: the clear fields and the opened personal data in their source positions,
+    then the routing metadata. Raises ``SubjectErased``, ``KeyUnavailable``, ``UnknownKeyEpoch``,
+    ``Tampered``, ``MalformedSealedField`` or ``ContextMismatch``; never a partly opened record. The
+    announcement for the record's epoch must have been added to ``keyring`` (which verified its
+    signature), so nothing is decrypted under a key the exchange did not sign.
     """
     if key is KeyRowState.ERASED:
         raise SubjectErased()
@@ -355,50 +317,33 @@ def open_event(
     if key is KeyRowState.MISSING or not isinstance(key, WrappedKey):
         raise KeyUnavailable("key_row_missing")
     _check_context(event_id, subject)
-    gm = keyring.gemeentecode
-    if key.gemeentecode != gm or key.subject != subject or key.event_id != event_id:
+    if key.gemeentecode != keyring.gemeentecode or key.subject != subject or key.event_id != event_id:
         raise ContextMismatch("key_row_mismatch", key_id=key.key_id)
-    kid = key.key_id
-    kek = keyring._kek(kid)  # UnknownKeyEpoch / KeyUnavailable / Tampered; cached after the first
-    ctx = keyring._gm_lp + hz.lp_str(subject) + hz.lp_str(event_id)
-    kid_lp = hz.lp_str(kid)
-    dek = hz.unwrap_dek(kek, key.wrapped, hz.LABEL_DEK_AAD + ctx + kid_lp)
-    aead = AESGCM(dek)
-    prefix = hz.LABEL_FIELD_AAD + ctx
-    header = hz.field_header(kid)
-    hlen = len(header)
-    body = hlen + hz.NONCE_LEN
-    minimum = body + hz.TAG_LEN
-    tails = layout._aad_tails(kid_lp)
-    decrypt = aead.decrypt
-    out = dict(sealed)
-    copies: dict[tuple[str, ...], dict] = {}
-    for i, f in enumerate(layout._fields):
-        if f.top:
-            parent = out
-        else:
-            try:
-                parent = _parent(out, f.path, copies)
-            except RecordInvalid:
-                raise MalformedSealedField("missing_field", path=f.name) from None
-            if parent is None:
-                continue
-        blob = parent.get(f.key, _ABSENT)
-        # A well-formed field under this row's key id starts with exactly this header; anything
-        # else gets the precise reason from the slow path and is refused.
-        if blob.__class__ is not bytes or len(blob) < minimum or not blob.startswith(header):
-            if blob is _ABSENT:
-                raise MalformedSealedField("missing_field", path=f.name)
-            _parse(blob, f.name)
-            raise Tampered("key_id_mismatch", path=f.name)
-        try:
-            plaintext = decrypt(blob[hlen:body], blob[body:], prefix + tails[i])
-        except InvalidTag:
-            raise Tampered(path=f.name) from None
-        try:
-            parent[f.key] = f.codec._decode(plaintext)
-        except MalformedSealedField as e:
-            raise MalformedSealedField(e.reason, path=f.name) from None
-        except Exception:
-            raise MalformedSealedField("bad_plaintext_encoding", path=f.name) from None
-    return out
+    if sealed.get("bron_schema", layout.fingerprint_hex) != layout.fingerprint_hex:
+        raise ContextMismatch("schema_mismatch")  # the caller picked the layout of another schema
+    if not layout._pii.isdisjoint(sealed):  # plaintext personal data where only the bundle belongs
+        raise MalformedSealedField("plaintext_in_record", path=next(p for p in layout.paths if p in sealed))
+    # KEK first: UnknownKeyEpoch / KeyUnavailable / Tampered; only verified epochs are known here.
+    kek, header, kid_lp = keyring._opening_keys(key.key_id)
+    blob = _sealed_blob(sealed)
+    start = len(header) + hz.NONCE_LEN
+    # A well-formed bundle under this row's key id starts with exactly this header; anything else
+    # gets the precise reason from the parser and is refused.
+    if blob.__class__ is not bytes or len(blob) < start + hz.TAG_LEN or not blob.startswith(header):
+        _parse(blob)
+        raise Tampered("key_id_mismatch", path=SEALED)
+    event_ctx = hz.sealed_aad_event(subject, event_id)
+    dek = hz.unwrap_dek(kek, key.wrapped, hz.LABEL_DEK_AAD + keyring._gm_lp + event_ctx + kid_lp)
+    try:
+        plaintext = AESGCM(dek).decrypt(
+            blob[len(header) : start], blob[start:], keyring._aad_head + event_ctx + layout._aad_tail + kid_lp
+        )
+    except InvalidTag:
+        raise Tampered(path=SEALED) from None
+    try:
+        bundle = layout._decode(plaintext)
+    except MalformedSealedField:
+        raise
+    except Exception:  # authentic bytes that are not one bundle value: a sealer bug, refused
+        raise MalformedSealedField("bad_plaintext_encoding", path=SEALED) from None
+    return layout._merge(sealed, bundle)

@@ -1,7 +1,9 @@
-"""Re-derive the checked-in test vectors exactly (vectors/sealed_field_v1.json, FORMAT.md).
+"""Re-derive the checked-in test vectors exactly (vectors/sealed_bundle_v1.json, FORMAT.md).
 
 Two checks per byte string: our implementation reproduces it, and a from-scratch reading with only
 the standard primitives (AES-GCM, HPKE, Ed25519, fastavro) opens it, as another implementation would.
+The one value not re-derived is HPKE's ephemeral key inside the wrapped KEK (cryptography draws it
+internally); it is checked by decrypting.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import base64
 import datetime as dt
 import io
 import json
+import struct
 from pathlib import Path
 
 import fastavro
@@ -17,12 +20,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
+from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+from herstelbus.core.contracts.pii import bundle_schema
 from herstelbus.core.privacy import (
     KeyEpoch,
     OpeningKeyring,
     PiiLayout,
     PseudonymSecret,
+    WrappedKey,
     key_id_for,
     open_event,
     pseudonymise,
@@ -31,7 +37,7 @@ from herstelbus.core.privacy import _hazmat as hz
 from herstelbus.core.privacy.epochs import _epoch_from_parts
 from herstelbus.core.privacy.seal import _seal
 
-V = json.loads((Path(__file__).parent / "vectors" / "sealed_field_v1.json").read_text())
+V = json.loads((Path(__file__).parent / "vectors" / "sealed_bundle_v1.json").read_text())
 KE = V["key_epoch"]
 
 
@@ -95,41 +101,66 @@ def test_kek_wrap_and_announcement_vectors() -> None:
     assert KeyEpoch.from_bytes(wire) == ann
 
 
+def _layout() -> PiiLayout:
+    return PiiLayout(V["source_schema"])  # the fixture schema's own pii tags
+
+
+def test_bundle_schema_vector() -> None:
+    layout = _layout()
+    assert bundle_schema(V["source_schema"]) == layout.bundle_schema == V["bundle_schema"]
+    assert layout.fingerprint.hex() == V["source_fingerprint_hex"]
+    assert layout.bundle_fingerprint.hex() == V["bundle_fingerprint_hex"]
+    # Independently: CRC-64-AVRO of the Parsing Canonical Form, in single-object header byte order.
+    for schema, fp in ((V["source_schema"], V["source_fingerprint_hex"]), (V["bundle_schema"], V["bundle_fingerprint_hex"])):
+        assert fingerprint(to_parsing_canonical_form(fastavro.parse_schema(schema)), "CRC-64-AVRO") == fp
+
+
 @pytest.mark.parametrize("ev", V["events"], ids=lambda e: e["event_id"])
 def test_event_vectors_rederived(ev) -> None:
-    layout = PiiLayout(V["source_schema"], V["pii_paths"])
-    assert layout.fingerprint.hex() == V["schema_fingerprint_hex"]
+    layout = _layout()
     rec = from_json(ev["record"])
     gm, kid = KE["gemeentecode"], KE["kek_id"]
     assert hz.dek_aad(gm, ev["subject"], ev["event_id"], kid).hex() == ev["dek_aad_hex"]
-    rnd = bytes.fromhex(ev["dek_hex"] + ev["dek_wrap_nonce_hex"])
+    assert hz.sealed_aad(gm, ev["subject"], ev["event_id"], V["sealed_field"], layout.fingerprint,
+                         layout.bundle_fingerprint, kid).hex() == ev["aad_hex"]
+    assert layout._encode(rec).hex() == ev["bundle_plaintext_hex"]
+    rnd = bytes.fromhex(ev["dek_hex"] + ev["dek_wrap_nonce_hex"] + ev["bundle_nonce_hex"])
     sealed = _seal(rec, layout, _epoch(), ev["event_id"], ev["subject"], lambda n: rnd[:n])
     assert sealed.wrapped_key.wrapped.hex() == ev["wrapped_dek_hex"]
     assert sealed.wrapped_key.key_id == kid
-    for f in ev["fields"]:
-        assert sealed.record[f["path"]].hex() == f["sealed_hex"], f["path"]
+    assert sealed.record[V["sealed_field"]].hex() == ev["sealed_hex"]
+    assert {k: v for k, v in sealed.record.items() if k != V["sealed_field"]} == from_json(ev["routed_clear"])
+
+
+def _lp(b: bytes) -> bytes:
+    return struct.pack(">H", len(b)) + b
 
 
 @pytest.mark.parametrize("ev", V["events"], ids=lambda e: e["event_id"])
 def test_event_vectors_open_independently(ev) -> None:
-    """What another implementation does: unwrap, decrypt with the documented AAD, Avro-decode."""
+    """What another implementation does: unwrap, rebuild the AAD from FORMAT.md, decrypt, Avro-decode."""
     kek = bytes.fromhex(KE["kek_hex"])
     w = bytes.fromhex(ev["wrapped_dek_hex"])
     assert w[0] == 0x01 and len(w) == 61
     dek = AESGCM(kek).decrypt(w[1:13], w[13:], bytes.fromhex(ev["dek_aad_hex"]))
     assert dek.hex() == ev["dek_hex"]
+    blob = bytes.fromhex(ev["sealed_hex"])
+    kid_len = blob[1]
+    kid = blob[2 : 2 + kid_len]
+    assert blob[0] == 0x01 and kid.decode() == KE["kek_id"]
+    nonce = blob[2 + kid_len : 14 + kid_len]
+    assert nonce.hex() == ev["bundle_nonce_hex"]
+    aad = (b"herstelbus/sealed/v1\x00" + b"\x01" + _lp(KE["gemeentecode"].encode()) + _lp(ev["subject"].encode())
+           + _lp(ev["event_id"].encode()) + _lp(V["sealed_field"].encode()) + _lp(bytes.fromhex(V["source_fingerprint_hex"]))
+           + _lp(bytes.fromhex(V["bundle_fingerprint_hex"])) + _lp(kid))
+    assert aad.hex() == ev["aad_hex"]
+    pt = AESGCM(dek).decrypt(nonce, blob[14 + kid_len :], aad)
+    assert pt.hex() == ev["bundle_plaintext_hex"]
+    buf = io.BytesIO(pt)
+    bundle = fastavro.schemaless_reader(buf, fastavro.parse_schema(V["bundle_schema"]), None)
+    assert buf.tell() == len(pt)
     rec = from_json(ev["record"])
-    for f in ev["fields"]:
-        blob = bytes.fromhex(f["sealed_hex"])
-        kid_len = blob[1]
-        assert blob[0] == 0x01 and blob[2 : 2 + kid_len].decode() == KE["kek_id"]
-        nonce = blob[2 + kid_len : 14 + kid_len]
-        assert nonce.hex() == f["nonce_hex"]
-        pt = AESGCM(dek).decrypt(nonce, blob[14 + kid_len :], bytes.fromhex(f["aad_hex"]))
-        assert pt.hex() == f["plaintext_hex"]
-        wrapper = fastavro.parse_schema({"type": "record", "name": "W", "fields": [{"name": "v", "type": f["field_schema"]}]})
-        value = fastavro.schemaless_reader(io.BytesIO(pt), wrapper, None)["v"]
-        assert value == rec[f["path"]] == from_json(f["value"])
+    assert bundle == {f["name"]: rec[f["name"]] for f in V["bundle_schema"]["fields"]}
 
 
 @pytest.mark.parametrize("ev", V["events"], ids=lambda e: e["event_id"])
@@ -137,12 +168,11 @@ def test_event_vectors_open_with_api(ev) -> None:
     g, s = _keys()
     ring = OpeningKeyring(KE["gemeentecode"], [g], [s.public_key()])
     ring.add(bytes.fromhex(KE["announcement_hex"]))
-    layout = PiiLayout(V["source_schema"], V["pii_paths"])
-    from herstelbus.core.privacy import WrappedKey
-
     row = WrappedKey(KE["gemeentecode"], ev["subject"], ev["event_id"], KE["kek_id"], bytes.fromhex(ev["wrapped_dek_hex"]))
-    sealed = from_json(ev["record"]) | {f["path"]: bytes.fromhex(f["sealed_hex"]) for f in ev["fields"]}
-    assert open_event(sealed, layout=layout, keyring=ring, event_id=ev["event_id"], subject=ev["subject"], key=row) == from_json(ev["record"])
+    sealed = from_json(ev["routed_clear"]) | {V["sealed_field"]: bytes.fromhex(ev["sealed_hex"])}
+    opened = open_event(sealed, layout=_layout(), keyring=ring, event_id=ev["event_id"], subject=ev["subject"], key=row)
+    assert opened == from_json(ev["record"])
+    assert list(opened) == list(ev["record"])  # the original field order
 
 
 def test_vector_persons_are_fictional() -> None:

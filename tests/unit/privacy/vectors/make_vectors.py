@@ -1,6 +1,6 @@
-"""Generates sealed_field_v1.json (run once; the checked-in file is the reference).
+"""Generates sealed_bundle_v1.json (run once; the checked-in file is the reference).
 
-    .venv/bin/python tests/unit/privacy/vectors/make_vectors.py > tests/unit/privacy/vectors/sealed_field_v1.json
+    .venv/bin/python tests/unit/privacy/vectors/make_vectors.py > tests/unit/privacy/vectors/sealed_bundle_v1.json
 
 Every key, nonce and data key is fixed (derived from labels below). The one exception is the HPKE
 ephemeral key inside ``wrapped_kek``: cryptography's HPKE API draws it internally, so it is recorded
@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519  # noqa: E402
 
+from herstelbus.core.contracts.pii import SEALED  # noqa: E402
 from herstelbus.core.privacy import GemeenteKey, PiiLayout, PseudonymSecret, key_id_for, pseudonymise  # noqa: E402
 from herstelbus.core.privacy import _hazmat as hz  # noqa: E402
 from herstelbus.core.privacy.epochs import _epoch_from_parts  # noqa: E402
@@ -35,15 +36,6 @@ def fixed(label: str, n: int = 32) -> bytes:
 
 def raw_pub(k) -> str:
     return k.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
-
-
-def clean(schema):
-    """The field's schema as JSON, without fastavro's bookkeeping keys (logical types kept)."""
-    if isinstance(schema, dict):
-        return {k: clean(v) for k, v in schema.items() if not k.startswith("__")}
-    if isinstance(schema, list):
-        return [clean(x) for x in schema]
-    return schema
 
 
 def to_json(v):
@@ -75,45 +67,36 @@ def main() -> None:
     layout = PiiLayout(OVERDRACHT_SCHEMA, OVERDRACHT_PII_PATHS)
 
     events = []
-    for i in (0, 1):
+    for i in (0, 1):  # with and without a toeslagpartner
         rec = overdracht_record(i)
         bsn = rec["persoon"]["bsn"]
         subj = pseudonymise(bsn, secret)
         eid = rec["event_id"]
-        dek, nonce = fixed(f"dek {i}"), fixed(f"dek wrap nonce {i}", 12)
-        sealed = _seal(rec, layout, epoch, eid, subj, lambda n, _b=dek + nonce: _b[:n])
-        prefix = hz.event_aad_prefix(gm, subj, eid)
-        fields = []
-        for idx, f in enumerate(layout._fields):
-            blob = sealed.record[f.name]
-            kid, fnonce, _ = hz.parse_field(blob)
-            fields.append(
-                {
-                    "path": f.name,
-                    "field_schema": clean(f.codec.schema),
-                    "value": to_json(rec[f.name]),
-                    "plaintext_hex": f.codec.encode(rec[f.name]).hex(),
-                    "nonce_hex": fnonce.hex(),
-                    "aad_hex": (prefix + hz.field_aad_suffix(f.name, layout.fingerprint, kid)).hex(),
-                    "sealed_hex": blob.hex(),
-                }
-            )
+        dek, wrap_nonce, nonce = fixed(f"dek {i}"), fixed(f"dek wrap nonce {i}", 12), fixed(f"bundle nonce {i}", 12)
+        sealed = _seal(rec, layout, epoch, eid, subj, lambda n, _b=dek + wrap_nonce + nonce: _b[:n])
+        blob = sealed.record[SEALED]
+        kid, blob_nonce, _ = hz.parse_sealed(blob)
+        assert blob_nonce == nonce and kid == kek_id
         events.append(
             {
                 "event_id": eid,
                 "bsn": bsn,
                 "subject": subj,
                 "dek_hex": dek.hex(),
-                "dek_wrap_nonce_hex": nonce.hex(),
+                "dek_wrap_nonce_hex": wrap_nonce.hex(),
+                "bundle_nonce_hex": nonce.hex(),
                 "dek_aad_hex": hz.dek_aad(gm, subj, eid, kek_id).hex(),
                 "wrapped_dek_hex": sealed.wrapped_key.wrapped.hex(),
                 "record": to_json(rec),
-                "fields": fields,
+                "routed_clear": to_json({k: v for k, v in sealed.record.items() if k != SEALED}),
+                "bundle_plaintext_hex": layout._encode(rec).hex(),
+                "aad_hex": hz.sealed_aad(gm, subj, eid, SEALED, layout.fingerprint, layout.bundle_fingerprint, kek_id).hex(),
+                "sealed_hex": blob.hex(),
             }
         )
 
     out = {
-        "description": "herstelbus privacy core v1 test vectors; byte formats in services/core/privacy/FORMAT.md. "
+        "description": "herstelbus privacy core v1 test vectors (one sealed persoonsgegevens bundle per event); byte formats in services/core/privacy/FORMAT.md. "
         "All persons are fictional; BSNs are 11-proef-valid test numbers.",
         "pseudonyms": [
             {"secret_base64": base64.b64encode(secret_raw).decode(), "bsn": b, "pseudonym": pseudonymise(b, secret)}
@@ -139,8 +122,10 @@ def main() -> None:
             "announcement_hex": ann.to_bytes().hex(),
         },
         "source_schema": OVERDRACHT_SCHEMA,
-        "schema_fingerprint_hex": layout.fingerprint.hex(),
-        "pii_paths": list(layout.paths),
+        "source_fingerprint_hex": layout.fingerprint.hex(),
+        "sealed_field": SEALED,
+        "bundle_schema": layout.bundle_schema,
+        "bundle_fingerprint_hex": layout.bundle_fingerprint.hex(),
         "events": events,
     }
     json.dump(out, sys.stdout, indent=1, ensure_ascii=False)
