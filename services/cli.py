@@ -9,6 +9,7 @@ import click
 
 from herstelbus.devkafka import BrokerInfo, LocalBroker
 from herstelbus.errors import HerstelbusError
+from herstelbus.keystore.cli import COMMANDS as KEYSTORE_COMMANDS
 from herstelbus.settings import get_settings
 
 
@@ -27,6 +28,10 @@ class _Group(click.Group):
 @click.version_option(package_name="herstelbus")
 def main() -> None:
     """herstelbus: the event exchange between UHT and the gemeenten."""
+
+
+for _command in KEYSTORE_COMMANDS:
+    main.add_command(_command)
 
 
 # -- kafka -------------------------------------------------------------------------------------
