@@ -14,6 +14,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
 from herstelbus.errors import HerstelbusError
+from herstelbus.processes import stop
 from herstelbus.settings import Settings
 from herstelbus.smoke.app import HOP_HEADER
 
@@ -95,12 +96,7 @@ def run_smoke(settings: Settings, count: int = 10, timeout_s: float = 90.0) -> S
         producer.close()
         received = read_back(bootstrap, sink, count, timeout_s, worker)
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        stop(worker)
     result = SmokeResult(source, sink, sent, received, time.monotonic() - started)
     if not result.ok:
         output.seek(0)

@@ -4,23 +4,19 @@ erased with `herstelbus erase`, all on one SQLite file. No Kafka needed."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 
 from herstelbus.core.privacy import KeyRef, OpeningKeyring, WrappedKey
 from herstelbus.keystore.store import ExchangeWriter, KeyAdmin, KeyStore
-from tests.conftest import free_port
+from tests.integration.keystore_server import call, running_keystore
 from tests.unit.keystore.kit import BSN, GM_A, GM_B, OTHER_BSN, PERSONAL_VALUES, World, assert_no_personal_data
 
 PURPOSE = "https://gemeente.example/verwerkingen/herstel-kot"
@@ -42,19 +38,6 @@ class Server:
                               capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
-def call(method: str, url: str, token: str | None = None, **kw: Any) -> tuple[int, dict, Any]:
-    async def go() -> tuple[int, dict, Any]:
-        headers = kw.pop("headers", {})
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        async with aiohttp.ClientSession() as session:
-            async with session.request(method, url, headers=headers, **kw) as resp:
-                body = await resp.json() if resp.content_type == "application/json" else await resp.text()
-                return resp.status, dict(resp.headers), body
-
-    return asyncio.run(go())
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("keystore-http")
@@ -70,32 +53,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     store = KeyStore.open(db_url)
     admin = KeyAdmin(store)
     tokens = {gm: admin.issue_token(gm, "test") for gm in (GM_A, GM_B)}
-    port = free_port()
-    log = tmp / "serve.log"
-    with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "herstelbus", "keys", "serve", "--port", str(port)],
-                                env={**os.environ, **env}, stdout=err, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if call("GET", f"{base}/v1/health")[0] == 200:
-                    break
-            except aiohttp.ClientConnectionError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "keys serve did not answer in 30 s"
-            time.sleep(0.1)
-        yield Server(base, env, db_url, log, store, world, tokens)
+        with running_keystore(env, tmp / "serve.log") as base:
+            yield Server(base, env, db_url, tmp / "serve.log", store, world, tokens)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         store.close()
 
 
