@@ -134,6 +134,26 @@ def provision(dry_run: bool, on_date) -> None:
                f"{len(report.existing)} already existed (on {settings.bootstrap})")
 
 
+# -- uht ---------------------------------------------------------------------------------------
+@main.group()
+def uht() -> None:
+    """UHT's side: synthetic events (publishing comes with the connectors)."""
+
+
+@uht.command()
+@click.option("--count", default=3000, show_default=True, help="About this many events (whole dossiers).")
+@click.option("--seed", default=1, show_default=True, help="Same seed, same file.")
+@click.option("--out", type=click.File("w"), default="-", help="JSON Lines file (default: stdout).")
+def generate(count: int, seed: int, out) -> None:
+    """Write synthetic UHT events (invented persons) as JSON Lines, reproducible by seed."""
+    import json
+
+    from herstelbus.connectors.uht.synthetic import generate as events
+
+    for event in events(count, seed=seed):
+        out.write(json.dumps(event, ensure_ascii=False) + "\n")
+
+
 # -- smoke and demo ----------------------------------------------------------------------------
 @main.group()
 def smoke() -> None:
