@@ -19,8 +19,17 @@ DEADLETTER = "herstel.deadletter.v1"
 UNROUTABLE = "herstel.unroutable.v1"
 AUDIT = "herstel.audit.v1"
 
+# The router's faust tables (event ids seen, gemeenten involved per pseudonym) live in compacted
+# changelog topics named by faust as <app id>-<table>-changelog; herstelbus creates them itself.
+ROUTER_APP_ID = "herstelbus-router"
+ROUTER_TABLES = ("gezien", "betrokken")
+
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
+
+
+def changelog_topic(app_id: str, table: str) -> str:
+    return f"{app_id}-{table}-changelog"
 
 
 def gemeente_events_topic(gemeentecode: str) -> str:
@@ -68,6 +77,9 @@ def topic_specs(gemeentecodes: Iterable[str], policy: TopicPolicy = TopicPolicy(
     specs.append(_spec(STATUS, policy.ingest_partitions, policy.status_retention_ms, policy))
     specs += [_spec(name, 1, policy.ops_retention_ms, policy) for name in (DEADLETTER, UNROUTABLE)]
     specs.append(_spec(AUDIT, 1, policy.audit_retention_ms, policy))
+    for table in ROUTER_TABLES:  # same partition count as the ingest topics (faust requires it)
+        specs.append(TopicSpec(changelog_topic(ROUTER_APP_ID, table), policy.ingest_partitions, {
+            "cleanup.policy": "compact", "min.insync.replicas": str(policy.min_insync_replicas)}))
     for code in sorted(set(gemeentecodes)):
         specs.append(_spec(gemeente_events_topic(code), policy.gemeente_partitions,
                            policy.gemeente_retention_ms, policy))

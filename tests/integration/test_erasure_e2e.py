@@ -32,6 +32,7 @@ from herstelbus.core.privacy import (
     GemeenteKey, KeyRowState, OpeningKeyring, PiiLayout, PseudonymSecret, SubjectErased, WrappedKey,
     generate_gemeente_key, generate_signing_key, key_ref, new_key_epoch, open_event, pseudonymise, seal_event,
 )
+from herstelbus.core.routing import decide, peildatum, routed_record
 from herstelbus.keystore.store import ExchangeWriter, KeyAdmin, KeyStore
 from tests.integration.keystore_server import call, running_keystore
 
@@ -99,11 +100,11 @@ def test_erased_subject_is_shredded_on_replay_and_others_still_open(kafka, tmp_p
     for record in originals:
         subject = pseudonymise(record["persoon"]["bsn"], secret)
         event_id = str(record["event_id"])
+        (target,) = decide("overdracht", record, on=peildatum(record)).targets
+        assert target.gemeentecode == GM
         sealed = seal_event(record, layout=layout, epoch=epoch, event_id=event_id, subject=subject)
-        routed = {**sealed.record, "subject": subject, "sleutel_id": epoch.kek_id,
-                  "bron_schema": layout.fingerprint_hex,
-                  "routering": {"reden": "WOONGEMEENTE", "oorspronkelijke_gemeentecode": GM,
-                                "opvolger_gemeentecode": None, "gerouteerd_op": now}}
+        routed = routed_record(sealed.record, subject=subject, target=target, sleutel_id=epoch.kek_id,
+                               bron_schema=layout.fingerprint_hex, gerouteerd_op=now)
         headers = cloudevent_headers("gerouteerde_overdracht", id=event_id, source=SOURCE, time=now,
                                      subject=subject, sequence=record["volgnummer"])
         writer.put_wrapped_keys([sealed.wrapped_key])  # durable before the record is sent

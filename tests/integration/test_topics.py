@@ -18,7 +18,7 @@ pytestmark = pytest.mark.kafka
 def test_provision_creates_all_then_nothing(kafka) -> None:
     settings = get_settings()
     specs = wanted_topics(settings.topic_policy(), date(2025, 1, 1))
-    assert len(specs) == 7 + 2 * 342
+    assert len(specs) == 9 + 2 * 342
 
     first = provision(kafka.bootstrap, specs, replication_factor=1)
     second = provision(kafka.bootstrap, specs, replication_factor=1)

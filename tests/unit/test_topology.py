@@ -9,6 +9,7 @@ def test_every_topic_once_with_two_per_gemeente() -> None:
     names = [s.name for s in specs]
     assert len(names) == len(set(names))
     assert set(names) == {*INGEST, STATUS, DEADLETTER, UNROUTABLE, AUDIT,
+                          "herstelbus-router-gezien-changelog", "herstelbus-router-betrokken-changelog",
                           "gemeente.GM0363.events.v1", "gemeente.GM0363.acks.v1",
                           "gemeente.GM0599.events.v1", "gemeente.GM0599.acks.v1"}
     assert gemeente_events_topic("GM0363") == "gemeente.GM0363.events.v1"

@@ -25,7 +25,8 @@ BUNDLE_SUFFIX = "Persoonsgegevens"
 # What routed_schema adds after the clear fields; a source field of the same name would clash.
 ROUTING_FIELDS = (SEALED, "subject", "routering", "sleutel_id", "bron_schema")
 
-ROUTERING_REDENEN = ["WOONGEMEENTE", "HERINDELING", "TOESLAGPARTNER", "HANDMATIG"]
+# Why a gemeente got a routed record; statusbericht.avsc repeats these symbols in its doelen.
+ROUTERING_REDENEN = ["WOONGEMEENTE", "HERINDELING", "TOESLAGPARTNER", "HANDMATIG", "EERDER_BETROKKEN"]
 
 
 def _record_of(node: Any) -> dict[str, Any] | None:
@@ -199,9 +200,12 @@ def routed_schema(source_schema: dict[str, Any]) -> dict[str, Any]:
                 {"name": "reden", "type": {"type": "enum", "name": fullname("RouteringReden", ns),
                                            "symbols": list(ROUTERING_REDENEN)}},
                 {"name": "oorspronkelijke_gemeentecode", "type": ["null", "string"], "default": None,
-                 "format": "gemeentecode", "doc": "gemeentecode as UHT sent it."},
+                 "format": "gemeentecode",
+                 "doc": "gemeentecode as UHT sent it; for EERDER_BETROKKEN the gemeente that received "
+                        "an earlier event of the same person or dossier."},
                 {"name": "opvolger_gemeentecode", "type": ["null", "string"], "default": None,
-                 "format": "gemeentecode", "doc": "Successor after a herindeling, else null."},
+                 "format": "gemeentecode",
+                 "doc": "Successor when oorspronkelijke_gemeentecode was dissolved by a herindeling, else null."},
                 {"name": "gerouteerd_op", "type": {"type": "long", "logicalType": "timestamp-millis"}},
             ]}},
         {"name": "sleutel_id", "type": "string", "format": "naamcode", "maxLength": 128,

@@ -447,13 +447,18 @@ def _cross_field(record_type: str, record: dict[str, Any], out: list[ValidationE
             out.append(ValidationError(E.TOESLAGPARTNER_GELIJK, "toeslagpartner.bsn"))
     elif record_type == "statusbericht" and "status" in record:
         status = record.get("status")
-        _reden_rule(record, lambda r: status in ("INVALID", "UNROUTABLE", "HELD", "GEWEIGERD", "OVERDUE"),
-                    "reden", "reden", out, forbid_otherwise=False)
+        needs_reden = ("INVALID", "UNROUTABLE", "DUPLICATE", "HELD", "GEWEIGERD", "OVERDUE")
+        _reden_rule(record, lambda r: status in needs_reden, "reden", "reden", out, forbid_otherwise=False)
         if status in ("ONTVANGEN", "VERWERKT", "GEWEIGERD") and record.get("ack_id") is None and "ack_id" in record:
             out.append(ValidationError(E.VELD_ONTBREEKT, "ack_id"))
-        if status in ("ROUTED", "ONTVANGEN", "VERWERKT", "GEWEIGERD", "OVERDUE") \
+        if status in ("ONTVANGEN", "VERWERKT", "GEWEIGERD", "OVERDUE") \
                 and record.get("gemeentecode") is None and "gemeentecode" in record:
             out.append(ValidationError(E.VELD_ONTBREEKT, "gemeentecode"))
+        # Only unreadable input may lack an event id; a ROUTED receipt names where it went.
+        if status != "INVALID" and record.get("event_id") is None and "event_id" in record:
+            out.append(ValidationError(E.VELD_ONTBREEKT, "event_id"))
+        if status == "ROUTED" and "doelen" in record and not record.get("doelen"):
+            out.append(ValidationError(E.VELD_ONTBREEKT, "doelen"))
     if record_type.startswith("gerouteerde_"):
         rout = record.get("routering")
         if isinstance(rout, dict) and rout.get("reden") == "HERINDELING" \

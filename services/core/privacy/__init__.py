@@ -65,7 +65,7 @@ from .keys import (
     private_key_to_pem,
     public_key_to_pem,
 )
-from .pseudonym import PseudonymSecret, is_pseudonym, pseudonymise
+from .pseudonym import PseudonymSecret, is_pseudonym, pseudonymise, pseudonymise_dossier
 from .seal import (
     KeyLookup,
     KeyRef,
@@ -123,6 +123,7 @@ __all__ = [
     "open_event",
     "private_key_to_pem",
     "pseudonymise",
+    "pseudonymise_dossier",
     "public_key_to_pem",
     "schema_fingerprint",
     "seal_event",

@@ -36,6 +36,7 @@ _SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
 
 # Domain-separation labels: a value made for one purpose can never verify/decrypt as another.
 LABEL_PSEUDONYM = b"herstelbus/pseudonym/v1\x00"
+LABEL_DOSSIER_PSEUDONYM = b"herstelbus/dossier-pseudonym/v1\x00"
 LABEL_KEY_ID = b"herstelbus/key-id/v1\x00"
 LABEL_KEK_INFO = b"herstelbus/kek/v1\x00"
 LABEL_DEK_AAD = b"herstelbus/dek/v1\x00"

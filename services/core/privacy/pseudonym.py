@@ -7,6 +7,10 @@ Why keyed: there are only 10^9 BSNs (fewer passing the 11-proef), so any unkeyed
 by enumeration in minutes. Why truncated to 160 bits: collision-free at any realistic population
 (birthday bound 2^80) while keeping Kafka keys short. The ``p1`` version names the construction; a new
 secret or algorithm gets a new prefix so old and new pseudonyms never collide silently.
+
+Dossier pseudonyms (the router's routing memory per dossier; faust tables live in changelog topics,
+so a dossiernummer may not be a key there): ``d1:`` + the same construction under the same secret
+with its own label, "herstelbus/dossier-pseudonym/v1\\0", so a dossier and a person never share one.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ import os
 from pathlib import Path
 
 from ..bsn import is_valid_bsn
-from ._hazmat import LABEL_PSEUDONYM, b32
-from .errors import InvalidBsn, InvalidKeyMaterial
+from ..contracts.validation import FORMATS
+from ._hazmat import LABEL_DOSSIER_PSEUDONYM, LABEL_PSEUDONYM, b32
+from .errors import InvalidBsn, InvalidIdentifier, InvalidKeyMaterial
 
 PSEUDONYM_PREFIX = "p1:"
+DOSSIER_PSEUDONYM_PREFIX = "d1:"
 PSEUDONYM_BYTES = 20
 MIN_SECRET_BYTES = 32
 
@@ -34,7 +40,7 @@ class PseudonymSecret:
     stray newline or an editor cannot corrupt a binary file.
     """
 
-    __slots__ = ("_key", "_keyed")
+    __slots__ = ("_key", "_keyed", "_keyed_dossier")
 
     def __init__(self, key: bytes) -> None:
         if not isinstance(key, (bytes, bytearray)) or len(key) < MIN_SECRET_BYTES:
@@ -42,6 +48,7 @@ class PseudonymSecret:
         self._key = bytes(key)
         # HMAC state after the key and the domain label, copied per call (cheaper than re-keying).
         self._keyed = hmac.new(self._key, LABEL_PSEUDONYM, hashlib.sha256)
+        self._keyed_dossier = hmac.new(self._key, LABEL_DOSSIER_PSEUDONYM, hashlib.sha256)
 
     @classmethod
     def generate(cls) -> PseudonymSecret:
@@ -88,6 +95,12 @@ class PseudonymSecret:
         h.update(message)
         return h.digest()
 
+    def _mac_dossier(self, message: bytes) -> bytes:
+        """HMAC-SHA256(secret, LABEL_DOSSIER_PSEUDONYM || message)."""
+        h = self._keyed_dossier.copy()
+        h.update(message)
+        return h.digest()
+
 
 def pseudonymise(bsn: str, secret: PseudonymSecret) -> str:
     """The versioned keyed pseudonym of a BSN. Refuses anything that is not a valid BSN (11-proef),
@@ -98,6 +111,17 @@ def pseudonymise(bsn: str, secret: PseudonymSecret) -> str:
         raise InvalidBsn()
     digest = secret._mac(bsn.encode("ascii"))
     return PSEUDONYM_PREFIX + b32(digest[:PSEUDONYM_BYTES])
+
+
+def pseudonymise_dossier(dossiernummer: str, secret: PseudonymSecret) -> str:
+    """The versioned keyed pseudonym of a UHT dossiernummer (``d1:``...). Refuses anything that is not
+    a well-formed dossiernummer (the contract's format), without echoing it."""
+    if not isinstance(secret, PseudonymSecret):
+        raise InvalidKeyMaterial("pseudonym_secret_required")
+    if not isinstance(dossiernummer, str) or not dossiernummer.isascii() or not FORMATS["dossiernummer"](dossiernummer):
+        raise InvalidIdentifier("invalid_dossiernummer")
+    digest = secret._mac_dossier(dossiernummer.encode("ascii"))
+    return DOSSIER_PSEUDONYM_PREFIX + b32(digest[:PSEUDONYM_BYTES])
 
 
 def is_pseudonym(value: str) -> bool:

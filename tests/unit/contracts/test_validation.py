@@ -268,6 +268,18 @@ def test_statusbericht_rules():
     with pytest.raises(InvalidEvent) as exc:
         json_to_record("statusbericht", dict(obj, reden="bsn 999990019"), now=NOW)
     assert ("REDENCODE_ONGELDIG", "reden") in reasons(exc.value.errors)
+    with pytest.raises(InvalidEvent) as exc:
+        json_to_record("statusbericht", dict(obj, status="DUPLICATE"), now=NOW)
+    assert ("REDEN_VERPLICHT", "reden") in reasons(exc.value.errors)
+    with pytest.raises(InvalidEvent) as exc:
+        json_to_record("statusbericht", dict(obj, doelen=[]), now=NOW)
+    assert ("VELD_ONTBREEKT", "doelen") in reasons(exc.value.errors)
+    with pytest.raises(InvalidEvent) as exc:
+        json_to_record("statusbericht", dict(obj, event_id=None), now=NOW)
+    assert ("VELD_ONTBREEKT", "event_id") in reasons(exc.value.errors)
+    # Unreadable input has no event id, yet still gets its INVALID receipt.
+    json_to_record("statusbericht", dict(obj, status="INVALID", reden="MARKER_ONGELDIG", event_id=None, doelen=[]),
+                   now=NOW)
 
 
 def test_routed_subject_must_look_like_a_pseudonym():
