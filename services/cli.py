@@ -134,6 +134,17 @@ def provision(dry_run: bool, on_date) -> None:
                f"{len(report.existing)} already existed (on {settings.bootstrap})")
 
 
+# -- router ------------------------------------------------------------------------------------
+@main.command()
+def router() -> None:
+    """Run the router: UHT's ingest topics -> sealed events on gemeente topics, receipts to UHT."""
+    from herstelbus.faustkit import run_worker
+    from herstelbus.router.app import create_app
+
+    settings = get_settings()
+    run_worker(create_app(settings), settings)
+
+
 # -- uht ---------------------------------------------------------------------------------------
 @main.group()
 def uht() -> None:

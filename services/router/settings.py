@@ -1,0 +1,58 @@
+"""The router's own ``HERSTELBUS_*`` settings: where the exchange's secrets are."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+
+from herstelbus.core.privacy import PseudonymSecret
+from herstelbus.core.privacy.keys import load_gemeente_public_key, load_signing_key
+from herstelbus.errors import HerstelbusError
+from herstelbus.keystore.settings import KeystoreSettings
+
+
+class RouterConfigError(HerstelbusError):
+    pass
+
+
+class RouterSettings(KeystoreSettings):
+    signing_key_file: Path | None = Field(
+        default=None, description="The exchange's Ed25519 private key (PEM) that signs key epochs."
+    )
+    ops_public_key_file: Path | None = Field(
+        default=None, description="Ops' X25519 public key (PEM): held and dead-lettered personal data is sealed to it."
+    )
+    oin: str = Field(default="00000001003214345000", description="OIN in ce_source (20 digits).")
+    systeem: str = Field(default="herstelbus", description="System name in ce_source.")
+
+
+def _read(path: Path | None, what: str, variable: str) -> bytes:
+    if path is None:
+        raise RouterConfigError(f"{what} not configured: set {variable} (herstelbus dev up makes one)")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise RouterConfigError(f"{what} unreadable at {path}: {exc.strerror}") from None
+
+
+class ExchangeMaterial:
+    """The secrets the router holds, loaded once; fails closed when any is missing."""
+
+    def __init__(self, settings: RouterSettings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def pseudonym_secret(self) -> PseudonymSecret:
+        _read(self.settings.pseudonym_key_file, "pseudonym secret", "HERSTELBUS_PSEUDONYM_KEY_FILE")
+        return PseudonymSecret.from_file(self.settings.pseudonym_key_file)
+
+    @cached_property
+    def signing_key(self):
+        return load_signing_key(_read(self.settings.signing_key_file, "signing key", "HERSTELBUS_SIGNING_KEY_FILE"))
+
+    @cached_property
+    def ops_public_key(self):
+        return load_gemeente_public_key(
+            _read(self.settings.ops_public_key_file, "ops public key", "HERSTELBUS_OPS_PUBLIC_KEY_FILE"))
