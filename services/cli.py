@@ -206,18 +206,51 @@ def _print_smoke(count: int) -> None:
     click.echo(f"        first record: key={key!r} value={value!r} headers={sorted(headers)}")
 
 
+@main.group()
+def dev() -> None:
+    """The whole exchange on this machine: broker, topics, keys, key store and router."""
+
+
+@dev.command("up")
+def dev_up() -> None:
+    """Start what is not running (idempotent); secrets and gemeente keys under <data dir>/dev."""
+    from herstelbus.devstack import DevStack
+
+    for line in DevStack(get_settings()).up():
+        click.echo(line)
+
+
+@dev.command("down")
+def dev_down() -> None:
+    """Stop the router, the key store and the broker that `dev up` started."""
+    from herstelbus.devstack import DevStack
+
+    for line in DevStack(get_settings()).down():
+        click.echo(line)
+
+
 @main.command()
-@click.option("--keep-broker", is_flag=True, help="Leave a broker this command started running.")
-def demo(keep_broker: bool) -> None:
-    """Start the broker if needed, run the smoke path, print what happened."""
+@click.option("--count", default=3000, show_default=True, help="About this many synthetic UHT events.")
+@click.option("--seed", default=1, show_default=True)
+@click.option("--keep", is_flag=True, help="Leave the dev stack running afterwards.")
+def demo(count: int, seed: int, keep: bool) -> None:
+    """The real flow: dev stack up, a synthetic batch published and routed, a summary of every receipt."""
+    from herstelbus import demo as run_demo
+    from herstelbus.devstack import DevStack
+
     settings = get_settings()
-    broker = LocalBroker(settings)
-    info = broker.up()
-    click.echo(f"broker: Apache Kafka {info.version} (KRaft) on {info.listener}"
-               + (" (already running)" if info.already_running else ""))
+    stack = DevStack(settings)
+    for line in stack.up():
+        click.echo(line)
     try:
-        _print_smoke(10)
+        with click.progressbar(length=1, label="receipts") as bar:
+            def progress(done: int, total: int) -> None:
+                bar.length = total
+                bar.update(done - bar.pos)
+
+            summary = run_demo.run(settings.bootstrap, count, seed, progress)
+        click.echo(run_demo.render(summary, stack.home / "demo-per-gemeente.csv"))
     finally:
-        if not info.already_running and not keep_broker:
-            broker.down()
-            click.echo("broker: stopped (it was started by this demo)")
+        if not keep:
+            for line in stack.down():
+                click.echo(line)

@@ -38,7 +38,7 @@ EDGE_CASES = (
     ("urgent", 0.08),
     ("partner_elders", 0.08),  # the toeslagpartner lives in another gemeente
 )
-DISSOLVED = ("GM0457", "GM0005", "GM1987")  # Weesp, Bedum, Menterwolde — each has one opvolger
+DISSOLVED = ("GM0457", "GM0005", "GM0370")  # Weesp, Bedum, Beemster — each has one opvolger
 SPLIT = "GM0788"  # Haaren, split over four gemeenten on 2021-01-01
 DUPLICATE_SHARE = 0.01  # events UHT publishes twice (same event_id)
 INVALID_SHARE = 0.005  # events with a BSN failing the 11-proef

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
+from herstelbus.connectors.uht.publish import publish
 from herstelbus.core import contracts
 from herstelbus.core.privacy import (
     GemeenteKey, KeyRowState, OpeningKeyring, PiiLayout, PseudonymSecret, generate_gemeente_key,
@@ -65,20 +66,13 @@ class World:
         }
 
     def publish(self, events: list[dict | bytes]) -> list[tuple[str, int, int]]:
-        """As UHT: Avro single-object encoding, CloudEvents headers, keyed by dossiernummer."""
-        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True)
-        futures = []
-        for event in events:
-            if isinstance(event, bytes):  # not even Avro
-                futures.append(producer.send("uht.overdracht.v1", key=b"kapot", value=event))
-                continue
-            record_type, record = contracts.parse_json_event(event)
-            headers = contracts.headers_for(record_type, record, source=contracts.source_urn("00000001003214345000", "uht"))
-            futures.append(producer.send(f"uht.{record_type}.v1", key=record["dossiernummer"].encode(),
-                                         value=contracts.encode(record_type, record), headers=headers))
+        """As UHT (events first, then any raw bytes that are no event at all)."""
+        positions = publish(self.bootstrap, [contracts.parse_json_event(e) for e in events if isinstance(e, dict)])
+        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+        broken = [producer.send("uht.overdracht.v1", key=b"kapot", value=e) for e in events if isinstance(e, bytes)]
         producer.flush()
         producer.close()
-        return [(m.topic, m.partition, m.offset) for m in (f.get() for f in futures)]
+        return positions + [(m.topic, m.partition, m.offset) for m in (f.get() for f in broken)]
 
     def read(self, topic: str, until, timeout: float = 90) -> list:
         consumer = KafkaConsumer(topic, bootstrap_servers=self.bootstrap, auto_offset_reset="earliest",

@@ -1,0 +1,38 @@
+"""Publishing UHT events to the ingest topics: Avro single-object encoding, CloudEvents headers,
+keyed by dossiernummer so one dossier's events stay in order on one partition.
+
+The full `herstelbus uht publish FILE` (validation report, CSV, progress, dry run) builds on this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from kafka import KafkaProducer
+
+from herstelbus.core import contracts
+
+UHT_OIN = "00000001003214345000"  # placeholder OIN in ce_source for local use and tests
+
+
+def ingest_record(record_type: str, record: dict[str, Any], source: str) -> tuple[str, bytes, bytes, list]:
+    """(topic, key, value, headers) of one UHT event."""
+    return (f"uht.{record_type}.v1", record["dossiernummer"].encode(), contracts.encode(record_type, record),
+            contracts.headers_for(record_type, record, source=source))
+
+
+def publish(bootstrap: str, records: Iterable[tuple[str, dict[str, Any]]],
+            source: str | None = None) -> list[tuple[str, int, int]]:
+    """Send (record_type, record) pairs; returns each one's (topic, partition, offset) once acknowledged."""
+    source = source or contracts.source_urn(UHT_OIN, "uht")
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    try:
+        futures = []
+        for record_type, record in records:
+            topic, key, value, headers = ingest_record(record_type, record, source)
+            futures.append(producer.send(topic, key=key, value=value, headers=headers))
+        producer.flush()
+        return [(m.topic, m.partition, m.offset) for m in (f.get() for f in futures)]
+    finally:
+        producer.close()

@@ -1,0 +1,158 @@
+"""``herstelbus dev up|down``: the whole exchange on one machine, for the demo and for trying it out.
+
+The pinned broker, every topic, the exchange's secrets and a key pair per gemeente (all under
+``<data dir>/dev``, private keys 0600), the key store API and the router as background processes.
+The gemeenten' private keys are here only because this is a single-machine demo: in reality each
+gemeente generates its own and only its public key reaches the exchange.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+from herstelbus.core.gemeenten import gemeenten_on
+from herstelbus.core.privacy import (
+    GemeenteKey, PseudonymSecret, generate_gemeente_key, generate_signing_key, private_key_to_pem,
+    public_key_to_pem,
+)
+from herstelbus.devkafka import LocalBroker
+from herstelbus.errors import HerstelbusError
+from herstelbus.settings import Settings
+from herstelbus.topics import provision, wanted_topics
+
+KEYSTORE_PORT = 8470
+SERVICES = ("keystore", "router")
+
+
+class DevStackError(HerstelbusError):
+    pass
+
+
+@dataclass(frozen=True)
+class DevStack:
+    settings: Settings
+
+    @property
+    def home(self) -> Path:
+        return (self.settings.data_dir / "dev").resolve()
+
+    def env(self) -> dict[str, str]:
+        """What every process of the dev stack (and the demo) needs to find the rest."""
+        return {
+            "HERSTELBUS_BOOTSTRAP_SERVERS": self.settings.bootstrap,
+            "HERSTELBUS_DATA_DIR": str(self.settings.data_dir.resolve()),
+            "HERSTELBUS_KEYSTORE_URL": f"sqlite:///{self.home / 'keystore.sqlite'}",
+            "HERSTELBUS_PSEUDONYM_KEY_FILE": str(self.home / "pseudonym.key"),
+            "HERSTELBUS_SIGNING_KEY_FILE": str(self.home / "signing.pem"),
+            "HERSTELBUS_OPS_PUBLIC_KEY_FILE": str(self.home / "ops.pub.pem"),
+            "HERSTELBUS_LOG_FORMAT": "json",
+        }
+
+    # -- up ---------------------------------------------------------------------------------------
+    def up(self, on: date | None = None) -> list[str]:
+        """Start what is not running; returns what it did, one line each."""
+        done = []
+        broker = LocalBroker(self.settings).up()
+        done.append(f"kafka: {'already running' if broker.already_running else 'started'} on {broker.bootstrap}")
+        report = provision(self.settings.bootstrap, wanted_topics(self.settings.topic_policy(), on or date.today()),
+                           self.settings.replication_factor)
+        done.append(f"topics: {len(report.created)} created, {len(report.existing)} existed")
+        done.append(self._secrets(on or date.today()))
+        for name in SERVICES:
+            done.append(f"{name}: {self._start(name)}")
+        return done
+
+    def _secrets(self, on: date) -> str:
+        from herstelbus.keystore.store import KeyAdmin, KeyStore
+
+        home = self.home
+        (home / "gemeenten").mkdir(parents=True, exist_ok=True)
+        if not (home / "pseudonym.key").exists():
+            _write_private(home / "pseudonym.key", PseudonymSecret.generate().export_base64().encode())
+            _write_private(home / "signing.pem", private_key_to_pem(generate_signing_key()))
+            ops = generate_gemeente_key()
+            _write_private(home / "ops.pem", private_key_to_pem(ops))
+            (home / "ops.pub.pem").write_bytes(public_key_to_pem(ops.public_key()))
+        store = KeyStore.open(self.env()["HERSTELBUS_KEYSTORE_URL"])
+        try:
+            admin = KeyAdmin(store)
+            known = {k.gemeentecode for k in admin.gemeente_keys()}
+            valid_from = datetime.now(timezone.utc) - timedelta(days=30)  # past the rotation overlap
+            made = 0
+            for gemeente in gemeenten_on(on):
+                if gemeente.code in known:
+                    continue
+                key = generate_gemeente_key()
+                _write_private(home / "gemeenten" / f"{gemeente.code}.pem", private_key_to_pem(key))
+                admin.register_gemeente_key(GemeenteKey(gemeente.code, key.public_key(), valid_from), "herstelbus dev up")
+                made += 1
+            return f"keys: {made} gemeente key pairs made, {len(known)} existed (in {home / 'gemeenten'})"
+        finally:
+            store.close()
+
+    def _start(self, name: str) -> str:
+        pid_file = self.home / f"{name}.pid"
+        if _running(pid_file):
+            return "already running"
+        argv = [sys.executable, "-m", "herstelbus",
+                *(["keys", "serve", "--port", str(KEYSTORE_PORT)] if name == "keystore" else ["router"])]
+        (self.home / "logs").mkdir(parents=True, exist_ok=True)
+        with open(self.home / "logs" / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(argv, env={**os.environ, **self.env()}, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        pid_file.write_text(json.dumps({"pid": proc.pid, "argv": argv}))
+        time.sleep(1.0)
+        if proc.poll() is not None:
+            pid_file.unlink(missing_ok=True)
+            raise DevStackError(f"{name} exited at start (code {proc.returncode}); see {self.home / 'logs' / name}.log")
+        return f"started (pid {proc.pid}, log {self.home / 'logs' / name}.log)"
+
+    # -- down -------------------------------------------------------------------------------------
+    def down(self) -> list[str]:
+        done = []
+        for name in reversed(SERVICES):
+            pid_file = self.home / f"{name}.pid"
+            pid = _running(pid_file)
+            if pid:
+                os.kill(pid, signal.SIGTERM)  # the router drains: its offsets are committed
+                _wait_gone(pid)
+                done.append(f"{name}: stopped")
+            pid_file.unlink(missing_ok=True)
+        stopped = LocalBroker(self.settings).down()
+        done.append("kafka: stopped" if stopped else "kafka: was not started by herstelbus")
+        return done
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def _running(pid_file: Path) -> int | None:
+    """The pid in ``pid_file`` if that process is alive and is a herstelbus process (pid reuse)."""
+    try:
+        pid = json.loads(pid_file.read_text())["pid"]
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, KeyError):
+        return None
+    return pid if b"herstelbus" in cmdline else None
+
+
+def _wait_gone(pid: int, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if Path(f"/proc/{pid}").exists():
+        os.kill(pid, signal.SIGKILL)
+
+
+__all__ = ["DevStack", "DevStackError"]
