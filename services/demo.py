@@ -100,7 +100,12 @@ def _count(summary: Summary, receipt: dict) -> None:
 
 
 def render(summary: Summary, csv_path: Path, top: int = 15) -> str:
-    lines = [f"{summary.published} events published in {summary.seconds:.1f}s; every one has exactly one receipt:"]
+    lines = [
+        "path: UHT publisher -> uht.{overdracht,pauzeknop,erkenning}.v1 -> router (faust worker: validate, "
+        "resolve gemeente, pseudonymise, seal, key rows to the key store) -> gemeente.GMxxxx.events.v1 | "
+        "herstel.unroutable.v1 | herstel.deadletter.v1; one receipt per event -> uht.status.v1",
+        f"{summary.published} events published in {summary.seconds:.1f}s; every one has exactly one receipt:",
+    ]
     for status, n in summary.status.most_common():
         why = ", ".join(f"{r} {c}" for r, c in summary.reasons.get(status, Counter()).most_common())
         lines.append(f"  {status:<11} {n:>6}" + (f"   ({why})" if why else ""))
