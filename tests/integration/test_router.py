@@ -146,8 +146,8 @@ def routed(kafka, tmp_path_factory: pytest.TempPathFactory):
         # overdracht of its dossier was routed ("eerder" is earlier in the router's order).
         run(["partner"])
     finally:
-        stop(proc, timeout_s=30)
-    yield world, events, receipts, log.read_text()
+        exit_code = stop(proc, timeout_s=30)
+    yield world, events, receipts, log.read_text() + f"\nexit code {exit_code}"
     world.store.close()
 
 
@@ -229,3 +229,8 @@ def test_bytes_that_are_no_event_are_dead_lettered_with_the_reason(routed) -> No
     (letter,) = [contracts.decode(m.value)[1] for m in letters if m.offset == kapot["doel"]["offset"]]
     assert unframe_record(open_for_ops(letter["origineel"], world.ops, letter["deadletter_id"]))[1] == b"\x00 geen avro"
     assert "Traceback" not in log
+
+
+def test_sigterm_drains_and_exits_cleanly(routed) -> None:
+    *_, log = routed
+    assert log.endswith("exit code 0"), log[-2000:]
