@@ -14,6 +14,7 @@ import asyncio
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 
 from herstelbus.core import routing as r
 from herstelbus.core.contracts import source_urn
@@ -110,16 +111,21 @@ class Router:
         return [r.KafkaRef(m.topic, m.partition, m.offset) for m in metas]
 
     async def _retry(self, what: str, step: Any) -> Any:
+        """Retry ``step`` while the broker is away (the partition waits, nothing is skipped). Any
+        other exception is a bug: the worker crashes rather than ack a record without its receipt,
+        so the record comes back after the restart and ops see the crash."""
         delay = 0.5
         while True:
             try:
                 return await step()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the broker is away: same record again, the partition waits
+            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
                 log.warning("retrying", step=what, error=type(exc).__name__, retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
+            except Exception as exc:
+                log.error("router_crash", step=what, error=type(exc).__name__)
+                await self.app.crash(exc)
+                raise
 
 
 def create_app(settings: Settings, router_settings: RouterSettings | None = None) -> faust.App:
@@ -128,8 +134,12 @@ def create_app(settings: Settings, router_settings: RouterSettings | None = None
     app = make_app(ROUTER_APP_ID, settings, topic_partitions=settings.ingest_partitions,
                    key_serializer="raw", value_serializer="raw")
     ingest = app.topic(*INGEST, key_serializer="raw", value_serializer="raw")
-    gezien = app.Table("gezien", default=None, partitions=settings.ingest_partitions)
-    betrokken = app.Table("betrokken", default=None, partitions=settings.ingest_partitions)
+    # key_type/value_type bytes: faust then (de)serialises the changelog as raw bytes; without it
+    # the tables write one format and recover with JSON, and a restart never finishes recovery.
+    gezien = app.Table("gezien", default=None, partitions=settings.ingest_partitions,
+                       key_type=bytes, value_type=bytes)
+    betrokken = app.Table("betrokken", default=None, partitions=settings.ingest_partitions,
+                          key_type=bytes, value_type=bytes)
     state: dict[str, Router] = {}
 
     @app.agent(ingest)

@@ -159,9 +159,10 @@ class Pipeline:
 
     # -- the receipt ---------------------------------------------------------------------------------
     def receipt_out(self, receipt: Mapping[str, Any]) -> Out:
-        key = (receipt.get("event_id") or receipt["status_id"]).encode()
+        # str(): a receipt read back from the table has UUID objects where a new one has text.
+        key = str(receipt.get("event_id") or receipt["status_id"]).encode()
         return Out(STATUS, key, contracts.encode("statusbericht", receipt),
-                   contracts.cloudevent_headers("statusbericht", id=receipt["status_id"], source=self.source,
+                   contracts.cloudevent_headers("statusbericht", id=str(receipt["status_id"]), source=self.source,
                                                 time=receipt["at"]))
 
 

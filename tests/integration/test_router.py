@@ -9,12 +9,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from herstelbus.connectors.uht.publish import publish
 from herstelbus.core import contracts
@@ -29,6 +28,7 @@ from herstelbus.keystore.store import GemeenteAccess, KeyAdmin, KeyStore
 from herstelbus.processes import stop
 from herstelbus.settings import get_settings
 from herstelbus.topics import provision, wanted_topics
+from tests.integration.kafka_read import read_until
 
 pytestmark = pytest.mark.kafka
 
@@ -75,16 +75,7 @@ class World:
         return positions + [(m.topic, m.partition, m.offset) for m in (f.get() for f in broken)]
 
     def read(self, topic: str, until, timeout: float = 90) -> list:
-        consumer = KafkaConsumer(topic, bootstrap_servers=self.bootstrap, auto_offset_reset="earliest",
-                                 enable_auto_commit=False, consumer_timeout_ms=1000)
-        seen: list = []
-        deadline = time.monotonic() + timeout
-        try:
-            while time.monotonic() < deadline and not until(seen):
-                seen.extend(consumer)
-        finally:
-            consumer.close()
-        return seen
+        return read_until(self.bootstrap, topic, until, timeout)
 
     def open_all(self, gm: str, messages: list) -> list[dict | KeyRowState]:
         """As the gemeente: verify announcements, fetch keys, open with its own private key."""
@@ -110,9 +101,13 @@ def routed(kafka, tmp_path_factory: pytest.TempPathFactory):
     provision(kafka.bootstrap, wanted_topics(settings.topic_policy(), dt.date(2025, 1, 1)), 1)
     world = World(tmp_path_factory.mktemp("router"), kafka.bootstrap)
     log = world.tmp / "router.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "herstelbus", "router"], env={**os.environ, **world.env},
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def start() -> subprocess.Popen:
+        with open(log, "a") as out:
+            return subprocess.Popen([sys.executable, "-m", "herstelbus", "router"], env={**os.environ, **world.env},
+                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    proc = start()
     events = {
         "urgent": _event("overdracht_volledig"),
         "weesp": _event("overdracht_volledig", gemeentecode=WEESP, dossiernummer="UHT-2021-000777"),
@@ -121,6 +116,7 @@ def routed(kafka, tmp_path_factory: pytest.TempPathFactory):
         "nee": _event("overdracht_volledig", contactwens="NEE", dossiernummer="UHT-2021-000779"),
     }
     events["dubbel"] = dict(events["urgent"])  # UHT publishes the same event twice
+    events["na_herstart"] = dict(events["urgent"])  # and once more, after the router restarted
     # The toeslagpartner's pause: own woongemeente Rotterdam, and Amsterdam knows the dossier.
     partner = json.loads((VECTORS / "overdracht_volledig.json").read_text())["toeslagpartner"]
     events["partner"] = _event("pauzeknop_start", rol="TOESLAGPARTNER", gemeentecode=ROTTERDAM,
@@ -140,14 +136,19 @@ def routed(kafka, tmp_path_factory: pytest.TempPathFactory):
             if bron in by_position:
                 receipts[by_position[bron]] = receipt
 
+    exit_codes = []
     try:
         run(["urgent", "weesp", "vow", "nee", "dubbel"], [b"\x00 geen avro"])
         # The three ingest topics are not ordered among each other: the pause goes once the
         # overdracht of its dossier was routed ("eerder" is earlier in the router's order).
         run(["partner"])
+        exit_codes.append(stop(proc, timeout_s=30))
+        # A restarted router recovers its tables from their changelogs: it still knows the event.
+        proc = start()
+        run(["na_herstart"])
     finally:
-        exit_code = stop(proc, timeout_s=30)
-    yield world, events, receipts, log.read_text() + f"\nexit code {exit_code}"
+        exit_codes.append(stop(proc, timeout_s=30))
+    yield world, events, receipts, log.read_text() + f"\nexit codes {exit_codes}"
     world.store.close()
 
 
@@ -160,10 +161,10 @@ def _for(world: World, gm: str, event_ids: set[str]) -> list:
 
 def test_every_input_gets_exactly_one_terminal_receipt(routed) -> None:
     world, events, receipts, log = routed
-    assert set(receipts) == {"urgent", "weesp", "vow", "nee", "dubbel", "partner", "kapot"}, log[-3000:]
+    assert set(receipts) == {"urgent", "weesp", "vow", "nee", "dubbel", "partner", "kapot", "na_herstart"}, log[-3000:]
     assert {n: r["status"] for n, r in receipts.items()} == {
         "urgent": "ROUTED", "weesp": "ROUTED", "vow": "UNROUTABLE", "nee": "ROUTED", "dubbel": "DUPLICATE",
-        "partner": "ROUTED", "kapot": "INVALID"}
+        "partner": "ROUTED", "kapot": "INVALID", "na_herstart": "DUPLICATE"}
 
 
 def test_routed_record_opens_at_its_gemeente_only_with_priority(routed) -> None:
@@ -233,4 +234,4 @@ def test_bytes_that_are_no_event_are_dead_lettered_with_the_reason(routed) -> No
 
 def test_sigterm_drains_and_exits_cleanly(routed) -> None:
     *_, log = routed
-    assert log.endswith("exit code 0"), log[-2000:]
+    assert log.endswith("exit codes [0, 0]"), log[-2000:]

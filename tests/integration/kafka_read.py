@@ -1,0 +1,21 @@
+"""Reading a topic from the start until a condition holds, for integration tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from kafka import KafkaConsumer
+
+
+def read_until(bootstrap: str, topic: str, until: Callable[[list], bool], timeout: float = 90) -> list:
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, consumer_timeout_ms=1000)
+    seen: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not until(seen):
+            seen.extend(consumer)
+    finally:
+        consumer.close()
+    return seen
