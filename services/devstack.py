@@ -20,8 +20,8 @@ from pathlib import Path
 
 from herstelbus.core.gemeenten import gemeenten_on
 from herstelbus.core.privacy import (
-    GemeenteKey, PseudonymSecret, generate_gemeente_key, generate_signing_key, private_key_to_pem,
-    public_key_to_pem,
+    GemeenteKey, PseudonymSecret, generate_gemeente_key, generate_signing_key, load_signing_key,
+    private_key_to_pem, public_key_to_pem,
 )
 from herstelbus.devkafka import LocalBroker
 from herstelbus.errors import HerstelbusError
@@ -53,6 +53,7 @@ class DevStack:
             "HERSTELBUS_PSEUDONYM_KEY_FILE": str(self.home / "pseudonym.key"),
             "HERSTELBUS_SIGNING_KEY_FILE": str(self.home / "signing.pem"),
             "HERSTELBUS_OPS_PUBLIC_KEY_FILE": str(self.home / "ops.pub.pem"),
+            "HERSTELBUS_EXCHANGE_VERIFY_KEY_FILE": str(self.home / "signing.pub.pem"),
             "HERSTELBUS_LOG_FORMAT": "json",
         }
 
@@ -81,6 +82,8 @@ class DevStack:
             ops = generate_gemeente_key()
             _write_private(home / "ops.pem", private_key_to_pem(ops))
             (home / "ops.pub.pem").write_bytes(public_key_to_pem(ops.public_key()))
+        # The exchange's verify key, public: what a gemeente consumer checks key epochs against.
+        (home / "signing.pub.pem").write_bytes(public_key_to_pem(load_signing_key((home / "signing.pem").read_bytes()).public_key()))
         store = KeyStore.open(self.env()["HERSTELBUS_KEYSTORE_URL"])
         try:
             admin = KeyAdmin(store)

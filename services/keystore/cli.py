@@ -27,6 +27,7 @@ from herstelbus.core.privacy import (
     pseudonymise,
     public_key_to_pem,
 )
+from herstelbus.connectors.gemeente.cli import consume as gemeente_consume  # click only until it runs
 from herstelbus.core.privacy.keys import DEFAULT_OVERLAP
 
 from . import policy
@@ -88,7 +89,7 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
 
 @click.group(cls=_Group)
 def gemeente() -> None:
-    """Gemeente key pairs (X25519) and the exchange's key directory."""
+    """Gemeente key pairs (X25519), the exchange's key directory, and the gemeente connector."""
 
 
 @gemeente.command()
@@ -235,4 +236,5 @@ def erase(bsn: str | None, pseudonym: str | None, yes: bool) -> None:
     click.echo("forget notices pending for: " + (", ".join(result.forget_notices) or "none (no gemeente received it)"))
 
 
+gemeente.add_command(gemeente_consume)
 COMMANDS = (gemeente, keys, erase)

@@ -1,0 +1,61 @@
+"""``herstelbus gemeente consume``: a thin command over the SDK (registered on the ``gemeente``
+group in ``services/keystore/cli.py``). Kafka and the crypto load only when it runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("gemeentecode")
+@click.option("--key-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The gemeente's private key(s), *.pem; several during a key rotation.")
+@click.option("--sink", "sink_spec", required=True, help="Where opened events go: jsonl:DIR.")
+@click.option("--ack", is_flag=True, help="Acknowledge: ONTVANGEN once stored, GEWEIGERD/ONLEESBAAR when unreadable.")
+@click.option("--once", is_flag=True, help="Stop when caught up with the topic's end at start.")
+@click.option("--keystore", "keystore_url", envvar="HERSTELBUS_KEYSTORE_API",
+              help="Key store API base URL [env HERSTELBUS_KEYSTORE_API]. Token: env HERSTELBUS_GEMEENTE_TOKEN.")
+@click.option("--verify-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              envvar="HERSTELBUS_EXCHANGE_VERIFY_KEY_FILE",
+              help="The exchange's Ed25519 public key PEM [env HERSTELBUS_EXCHANGE_VERIFY_KEY_FILE].")
+@click.option("--purpose", envvar="HERSTELBUS_GEMEENTE_PURPOSE", default="herstel-kot", show_default=True,
+              help="Processing activity recorded with every key release (AVG art. 30 register id or URI).")
+@click.option("--group-id", help="Consumer group; default herstelbus-gemeente-GEMEENTECODE.")
+def consume(gemeentecode: str, key_dir: Path, sink_spec: str, ack: bool, once: bool, keystore_url: str | None,
+            verify_key: Path | None, purpose: str, group_id: str | None) -> None:
+    """Read GEMEENTECODE's events, open them, store them in the sink, commit, and (--ack) acknowledge."""
+    import logging
+    import os
+
+    from herstelbus.core.privacy.keys import check_gemeentecode
+    from herstelbus.core.privacy import PrivacyError
+    from herstelbus.errors import HerstelbusError
+    from herstelbus.logs import configure_logging
+    from herstelbus.settings import get_settings
+
+    from .bevestiging import Bevestiger
+    from .sdk import GemeenteConsumer
+    from .sinks import open_sink
+    from .verwerking import consume as run
+
+    configure_logging()
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # its INFO is per connection: noise for a gemeente
+    try:
+        check_gemeentecode(gemeentecode)
+    except PrivacyError:
+        raise HerstelbusError("GEMEENTECODE: GM and four digits expected") from None
+    sink = open_sink(sink_spec, gemeentecode)
+    bootstrap = get_settings().bootstrap
+    bevestiger = Bevestiger(bootstrap, gemeentecode, oin=os.environ.get("HERSTELBUS_GEMEENTE_OIN")) if ack else None
+    try:
+        with GemeenteConsumer.from_env(gemeentecode, key_dir=key_dir, keystore_url=keystore_url,
+                                       verify_key_file=verify_key, purpose=purpose, bootstrap=bootstrap,
+                                       group_id=group_id) as consumer:
+            samenvatting = run(consumer, sink, bevestiger, once=once)
+    finally:
+        sink.close()
+        if bevestiger is not None:
+            bevestiger.close()
+    click.echo(samenvatting.regel())

@@ -1,0 +1,52 @@
+"""Where opened events go. A sink is idempotent by ``event_id`` and durable when ``schrijf``
+returns: only then may the caller commit the offsets (and acknowledge ONTVANGEN).
+
+``jsonl:DIR`` is built; ``webhook:URL`` and ``sql:URL`` (issue 6) are not yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from herstelbus.errors import HerstelbusError
+
+from .resultaat import Geopend
+from .volgorde import Gat
+
+
+class SinkFout(HerstelbusError):
+    """A sink that cannot be made or cannot take events durably."""
+
+
+@dataclass(frozen=True, slots=True)
+class Schrijfverslag:
+    """What one ``schrijf`` did: ids newly stored, ids it already had, sequence gaps seen."""
+
+    nieuw: tuple[str, ...] = ()
+    dubbel: tuple[str, ...] = ()
+    gaten: tuple[Gat, ...] = field(default=())
+
+
+class Sink(Protocol):
+    def schrijf(self, events: Sequence[Geopend]) -> Schrijfverslag: ...
+    def close(self) -> None: ...
+
+
+def open_sink(spec: str, gemeentecode: str) -> Sink:
+    """A sink from its command-line form, ``KIND:TARGET``."""
+    kind, sep, target = spec.partition(":")
+    if not sep or not target:
+        raise SinkFout(f"--sink {kind or spec!r}: expected KIND:TARGET, e.g. jsonl:DIR")
+    if kind == "jsonl":
+        from .jsonl import JsonlSink
+
+        return JsonlSink(Path(target), gemeentecode)
+    if kind in ("webhook", "sql"):
+        raise SinkFout(f"--sink {kind}: not built yet; use jsonl:DIR")
+    raise SinkFout(f"--sink {kind}: unknown kind; known: jsonl")
+
+
+__all__ = ["Schrijfverslag", "Sink", "SinkFout", "open_sink"]
