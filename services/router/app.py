@@ -23,7 +23,7 @@ from herstelbus.faustkit import make_app
 from herstelbus.keystore.errors import KeyConflict, KeystoreUnavailable, SubjectErasedWrite
 from herstelbus.keystore.store import ExchangeWriter, KeyStore
 from herstelbus.logs import get_logger
-from herstelbus.router.pipeline import GEWIST, VERWERKINGSFOUT, Pipeline, Plan, Reason, decode_receipt, encode_receipt
+from herstelbus.router.pipeline import GEWIST, VERWERKINGSFOUT, Pipeline, Plan, Reason, decode_receipt
 from herstelbus.router.sealer import Sealer
 from herstelbus.router.settings import ExchangeMaterial, RouterSettings
 from herstelbus.settings import Settings
@@ -61,9 +61,10 @@ class Router:
         plan = await self._durable_plan(bron, msg, headers)
         written = await self._retry("produce", lambda: self._send_all(plan))
         receipt = plan.receipt(written)
-        await self._retry("receipt", lambda: self._send_all_outs([self.pipeline.receipt_out(receipt)]))
+        receipt_out = self.pipeline.receipt_out(receipt)
+        await self._retry("receipt", lambda: self._send_all_outs([receipt_out]))
         if plan.remember_receipt and plan.event_id is not None:
-            self.gezien[r.idempotency_key(plan.event_id).encode()] = encode_receipt(receipt)
+            self.gezien[r.idempotency_key(plan.event_id).encode()] = receipt_out.value  # encoded once
         for key, members in plan.memory.items():
             self.betrokken[key.encode()] = ",".join(sorted(members)).encode()
         log.info("routed", event_id=plan.event_id, status=receipt["status"], reden=receipt.get("reden"),
