@@ -74,7 +74,7 @@ class World:
         producer.close()
         return positions + [(m.topic, m.partition, m.offset) for m in (f.get() for f in broken)]
 
-    def read(self, topic: str, until, timeout: float = 90) -> list:
+    def read(self, topic: str, until, timeout: float = 180) -> list:  # generous: CI machines are busy
         return read_until(self.bootstrap, topic, until, timeout)
 
     def open_all(self, gm: str, messages: list) -> list[dict | KeyRowState]:
@@ -161,7 +161,10 @@ def _for(world: World, gm: str, event_ids: set[str]) -> list:
 
 def test_every_input_gets_exactly_one_terminal_receipt(routed) -> None:
     world, events, receipts, log = routed
-    assert set(receipts) == {"urgent", "weesp", "vow", "nee", "dubbel", "partner", "kapot", "na_herstart"}, log[-3000:]
+    # On failure: what the router said it did, and anything it warned about (not faust's chatter).
+    said = "\n".join(line for line in log.splitlines()
+                     if '"routed"' in line or '"level": "warning"' in line or '"level": "error"' in line)
+    assert set(receipts) == {"urgent", "weesp", "vow", "nee", "dubbel", "partner", "kapot", "na_herstart"}, said[-6000:]
     assert {n: r["status"] for n, r in receipts.items()} == {
         "urgent": "ROUTED", "weesp": "ROUTED", "vow": "UNROUTABLE", "nee": "ROUTED", "dubbel": "DUPLICATE",
         "partner": "ROUTED", "kapot": "INVALID", "na_herstart": "DUPLICATE"}
