@@ -19,3 +19,13 @@ def read_until(bootstrap: str, topic: str, until: Callable[[list], bool], timeou
     finally:
         consumer.close()
     return seen
+
+
+def wait_for_line(path, text: str, timeout: float = 120, alive: Callable[[], bool] = lambda: True) -> None:
+    """Wait until a process's log file holds ``text`` (e.g. faust's "Worker ready")."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        if path.exists() and text in path.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} not in {path} after {timeout:.0f}s")

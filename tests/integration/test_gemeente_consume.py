@@ -29,7 +29,7 @@ from herstelbus.keystore.store import KeyAdmin, KeyStore
 from herstelbus.processes import stop
 from herstelbus.settings import get_settings
 from herstelbus.topics import provision, wanted_topics
-from tests.integration.kafka_read import read_until
+from tests.integration.kafka_read import read_until, wait_for_line
 from tests.integration.keystore_server import running_keystore
 
 pytestmark = pytest.mark.kafka
@@ -91,6 +91,9 @@ def world(kafka, tmp_path_factory: pytest.TempPathFactory):
         router = subprocess.Popen([sys.executable, "-m", "herstelbus", "router"], env={**os.environ, **env},
                                   stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
+        # Publish once the worker is ready (a backlog during faust's table recovery has been seen
+        # to leave a partition unconsumed: open defect in issue 5).
+        wait_for_line(log, "Worker ready", alive=lambda: router.poll() is None)
         positions = set(publish(kafka.bootstrap, events.values()))
         read_until(kafka.bootstrap, STATUS, lambda seen: router.poll() is not None or positions <= {
             (r["bron"]["topic"], r["bron"]["partition"], r["bron"]["offset"])

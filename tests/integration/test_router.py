@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -103,9 +104,17 @@ def routed(kafka, tmp_path_factory: pytest.TempPathFactory):
     log = world.tmp / "router.log"
 
     def start() -> subprocess.Popen:
+        # Publish only once the worker is ready: a backlog present while faust recovers its tables
+        # has been seen to leave one partition unconsumed (open defect, see issue 5's notes).
+        ready_before = log.read_text().count("Worker ready") if log.exists() else 0
         with open(log, "a") as out:
-            return subprocess.Popen([sys.executable, "-m", "herstelbus", "router"], env={**os.environ, **world.env},
-                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            started = subprocess.Popen([sys.executable, "-m", "herstelbus", "router"], env={**os.environ, **world.env},
+                                       stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while log.read_text().count("Worker ready") <= ready_before and started.poll() is None:
+            assert time.monotonic() < deadline, "router not ready in 120 s"
+            time.sleep(0.2)
+        return started
 
     proc = start()
     events = {
