@@ -30,6 +30,8 @@ from herstelbus.topics import provision, wanted_topics
 
 KEYSTORE_PORT = 8470
 SERVICES = ("keystore", "router")
+READY = {"keystore": "keystore_serving", "router": "Worker ready"}  # what each logs once it serves
+READY_TIMEOUT_S = 120.0
 
 
 class DevStackError(HerstelbusError):
@@ -108,15 +110,23 @@ class DevStack:
         argv = [sys.executable, "-m", "herstelbus",
                 *(["keys", "serve", "--port", str(KEYSTORE_PORT)] if name == "keystore" else ["router"])]
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
-        with open(self.home / "logs" / f"{name}.log", "ab") as log:
+        log_path = self.home / "logs" / f"{name}.log"
+        ready_before = _count(log_path, READY[name])
+        with open(log_path, "ab") as log:
             proc = subprocess.Popen(argv, env={**os.environ, **self.env()}, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         pid_file.write_text(json.dumps({"pid": proc.pid, "argv": argv}))
-        time.sleep(1.0)
-        if proc.poll() is not None:
-            pid_file.unlink(missing_ok=True)
-            raise DevStackError(f"{name} exited at start (code {proc.returncode}); see {self.home / 'logs' / name}.log")
-        return f"started (pid {proc.pid}, log {self.home / 'logs' / name}.log)"
+        # Ready before anything is published: the router has been seen to leave a partition
+        # unconsumed when a backlog arrived while it recovered its tables (open in issue 5).
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while _count(log_path, READY[name]) <= ready_before:
+            if proc.poll() is not None:
+                pid_file.unlink(missing_ok=True)
+                raise DevStackError(f"{name} exited at start (code {proc.returncode}); see {log_path}")
+            if time.monotonic() > deadline:
+                raise DevStackError(f"{name} not ready after {READY_TIMEOUT_S:.0f}s; see {log_path}")
+            time.sleep(0.2)
+        return f"started (pid {proc.pid}, log {log_path})"
 
     # -- down -------------------------------------------------------------------------------------
     def down(self) -> list[str]:
@@ -132,6 +142,10 @@ class DevStack:
         stopped = LocalBroker(self.settings).down()
         done.append("kafka: stopped" if stopped else "kafka: was not started by herstelbus")
         return done
+
+
+def _count(path: Path, text: str) -> int:
+    return path.read_text(errors="replace").count(text) if path.exists() else 0
 
 
 def _write_private(path: Path, data: bytes) -> None:
