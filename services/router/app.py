@@ -23,7 +23,9 @@ from herstelbus.faustkit import make_app
 from herstelbus.keystore.errors import KeyConflict, KeystoreUnavailable, SubjectErasedWrite
 from herstelbus.keystore.store import ExchangeWriter, KeyStore
 from herstelbus.logs import get_logger
-from herstelbus.router.pipeline import GEWIST, VERWERKINGSFOUT, Pipeline, Plan, Reason, decode_receipt
+from herstelbus.router.pipeline import (
+    GEWIST, TOPIC_TYPES, VERWERKINGSFOUT, Pipeline, Plan, Reason, decode_receipt,
+)
 from herstelbus.router.sealer import Sealer
 from herstelbus.router.settings import ExchangeMaterial, RouterSettings
 from herstelbus.settings import Settings
@@ -93,15 +95,8 @@ class Router:
             except Exception as exc:  # a bug: keep the record for ops, never drop it, never crash
                 log.error("router_bug", error=type(exc).__name__,
                           bron=f"{bron.topic}/{bron.partition}/{bron.offset}")
-                expected = self.pipeline_type(bron.topic)
-                return self.pipeline.dead_letter(expected, None, [Reason(VERWERKINGSFOUT)], bron,
+                return self.pipeline.dead_letter(TOPIC_TYPES[bron.topic], None, [Reason(VERWERKINGSFOUT)], bron,
                                                  msg.key, msg.value, headers, self.pipeline.clock())
-
-    @staticmethod
-    def pipeline_type(topic: str) -> str:
-        from herstelbus.router.pipeline import TOPIC_TYPES
-
-        return TOPIC_TYPES[topic]
 
     async def _send_all(self, plan: Plan) -> list[r.KafkaRef]:
         return await self._send_all_outs(plan.outputs)

@@ -16,7 +16,7 @@ from typing import Any
 
 from herstelbus.core import contracts
 from herstelbus.core import routing as r
-from herstelbus.core.contracts import ContractError, InvalidEvent, WireError
+from herstelbus.core.contracts import ContractError, WireError
 from herstelbus.core.privacy import KeyUnavailable, PiiLayout, PseudonymSecret, WrappedKey
 from herstelbus.core.privacy.ops import frame_record, seal_for_ops
 from herstelbus.core.topology import DEADLETTER, ERKENNING, OVERDRACHT, PAUZEKNOP, STATUS, UNROUTABLE
@@ -179,4 +179,4 @@ def decode_receipt(data: bytes | None) -> Mapping[str, Any] | None:
         return None  # an unreadable memory entry is treated as unseen: routing again is idempotent
 
 
-__all__ = ["InvalidEvent", "Out", "Pipeline", "Plan", "decode_receipt", "encode_receipt"]
+__all__ = ["Out", "Pipeline", "Plan", "decode_receipt", "encode_receipt"]

@@ -84,25 +84,25 @@ def run_smoke(settings: Settings, count: int = 10, timeout_s: float = 90.0) -> S
     bootstrap = settings.bootstrap
     create_topics(bootstrap, source, sink)
     started = time.monotonic()
-    output = tempfile.TemporaryFile()
-    worker = start_worker(f"herstelbus-smoke-{run_id}", source, sink, output)
-    try:
-        sent = [(f"k{i}".encode(), f"bericht {i}".encode(), {"ce_id": f"{run_id}-{i}".encode()})
-                for i in range(count)]
-        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-        for key, value, headers in sent:
-            producer.send(source, key=key, value=value, headers=list(headers.items()))
-        producer.flush()
-        producer.close()
-        received = read_back(bootstrap, sink, count, timeout_s, worker)
-    finally:
-        stop(worker)
-    result = SmokeResult(source, sink, sent, received, time.monotonic() - started)
-    if not result.ok:
-        output.seek(0)
-        tail = output.read().decode(errors="replace").strip().splitlines()[-20:]
-        raise SmokeFailed(
-            f"smoke path: {len(received)} of {count} records came back, not all intact and in "
-            "order; worker output:\n" + "\n".join(tail)
-        )
+    with tempfile.TemporaryFile() as output:  # the worker's output, shown only if the path fails
+        worker = start_worker(f"herstelbus-smoke-{run_id}", source, sink, output)
+        try:
+            sent = [(f"k{i}".encode(), f"bericht {i}".encode(), {"ce_id": f"{run_id}-{i}".encode()})
+                    for i in range(count)]
+            producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+            for key, value, headers in sent:
+                producer.send(source, key=key, value=value, headers=list(headers.items()))
+            producer.flush()
+            producer.close()
+            received = read_back(bootstrap, sink, count, timeout_s, worker)
+        finally:
+            stop(worker)
+        result = SmokeResult(source, sink, sent, received, time.monotonic() - started)
+        if not result.ok:
+            output.seek(0)
+            tail = output.read().decode(errors="replace").strip().splitlines()[-20:]
+            raise SmokeFailed(
+                f"smoke path: {len(received)} of {count} records came back, not all intact and in "
+                "order; worker output:\n" + "\n".join(tail)
+            )
     return result
