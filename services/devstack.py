@@ -116,8 +116,8 @@ class DevStack:
             proc = subprocess.Popen(argv, env={**os.environ, **self.env()}, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         pid_file.write_text(json.dumps({"pid": proc.pid, "argv": argv}))
-        # Ready before anything is published: the router has been seen to leave a partition
-        # unconsumed when a backlog arrived while it recovered its tables (open in issue 5).
+        # Ready before `up` returns: whoever runs next (the demo) sees a working exchange, and a
+        # service that dies at start is reported here with its log, not later as a silence.
         deadline = time.monotonic() + READY_TIMEOUT_S
         while _count(log_path, READY[name]) <= ready_before:
             if proc.poll() is not None:

@@ -7,9 +7,13 @@ them explicitly, so a misspelt topic fails instead of appearing silently.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import faust
+from faust.streams import _current_event
 
 from herstelbus.logs import configure_logging
 from herstelbus.settings import Settings
@@ -38,3 +42,17 @@ def run_worker(app: faust.App, settings: Settings) -> None:
     configure_logging(settings)
     worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False)
     worker.execute_from_commandline()
+
+
+@contextmanager
+def table_writes_for(event: faust.EventT) -> Iterator[None]:
+    """Table writes inside go to the changelog partition of ``event`` (tables are co-partitioned
+    with their source topic). faust takes that partition from the current event, which a batch
+    (``stream.take_events``) does not set per event. Only the context variable faust's tables read
+    is set, in this task: setting the stream's ``current_event`` instead would make the take buffer
+    file the next record under the wrong event, skipping one and routing another twice."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)

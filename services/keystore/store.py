@@ -155,6 +155,11 @@ class KeyStore:
         return audit_id
 
 
+def _wrapped_row(r: WrappedKey, digest: str, now: datetime) -> dict[str, Any]:
+    return {"gemeentecode": r.gemeentecode, "subject": r.subject, "event_id": r.event_id,
+            "key_id": r.key_id, "wrapped": r.wrapped, "wrapped_sha256": digest, "stored_at": now}
+
+
 def _ref_key(c: Any) -> Any:
     return tuple_(c.gemeentecode, c.subject, c.event_id, c.key_id)
 
@@ -186,6 +191,14 @@ class ExchangeWriter:
 
         def tx(conn: Connection) -> WriteResult:
             policy.refuse_erased(rows, self._store._erased(conn, {r.subject for r in rows}))
+            now = self._store.clock()
+            try:  # the common case, all rows new: one insert; a known row fails it as a whole
+                with conn.begin_nested():
+                    conn.execute(insert(t.wrapped_keys), [_wrapped_row(r, policy.digest(r.wrapped), now)
+                                                          for r in rows])
+                return WriteResult(len(rows), 0)
+            except IntegrityError:
+                pass  # rolled back to the savepoint: compare each row with what is stored
             c = t.wrapped_keys.c
             known: dict[KeyRef, str] = {}
             for chunk in _chunks([r.ref for r in rows]):
@@ -194,14 +207,13 @@ class ExchangeWriter:
                     _ref_key(c).in_(wanted)
                 )
                 known.update((_ref_of(row), row.wrapped_sha256) for row in conn.execute(q))
-            now, new, unchanged = self._store.clock(), [], 0
+            new, unchanged = [], 0
             for r in rows:
                 d = policy.digest(r.wrapped)
                 if policy.decide_write(f"wrapped key {r.key_id} of event {r.event_id} for {r.gemeentecode}",
                                        known.get(r.ref), d):
                     known[r.ref] = d
-                    new.append({"gemeentecode": r.gemeentecode, "subject": r.subject, "event_id": r.event_id,
-                                "key_id": r.key_id, "wrapped": r.wrapped, "wrapped_sha256": d, "stored_at": now})
+                    new.append(_wrapped_row(r, d, now))
                 else:
                     unchanged += 1
             if new:

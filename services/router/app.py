@@ -1,16 +1,21 @@
 """``herstelbus router``: the faust app. Topics and tables are declared once, the agent reads top
-to bottom: plan (pure core + sealing), key rows (durable), outputs (acknowledged by Kafka),
-receipt, memory. Offsets are committed by faust after its producer is flushed, so at-least-once;
-every hop is idempotent by event id (see herstelbus.core.routing).
+to bottom, a batch at a time: plan (pure core + sealing), key rows (durable, one transaction),
+outputs (acknowledged by Kafka), receipts, memory. faust acknowledges the batch after that and
+commits offsets after its producer is flushed, so at-least-once; every hop is idempotent by event
+id (see herstelbus.core.routing).
 
 faust-streaming 0.15 acks a message whose agent raised, and restarts the agent: so nothing here
 raises. Bad input becomes a dead letter in the pipeline; infrastructure failures are retried with
-backoff on the same record (the partition waits, nothing is skipped); a bug becomes a dead letter.
+backoff on the same records (the partitions wait, nothing is skipped); a bug while planning becomes
+a dead letter, a bug while sending ends the process before anything is acknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+from collections import Counter
 from typing import Any
 
 import faust
@@ -19,7 +24,7 @@ from aiokafka.errors import KafkaError
 from herstelbus.core import routing as r
 from herstelbus.core.contracts import source_urn
 from herstelbus.core.topology import INGEST, ROUTER_APP_ID
-from herstelbus.faustkit import make_app
+from herstelbus.faustkit import make_app, table_writes_for
 from herstelbus.keystore.errors import KeyConflict, KeystoreUnavailable, SubjectErasedWrite
 from herstelbus.keystore.store import ExchangeWriter, KeyStore
 from herstelbus.logs import get_logger
@@ -30,16 +35,29 @@ from herstelbus.router.sealer import Sealer
 from herstelbus.router.settings import ExchangeMaterial, RouterSettings
 from herstelbus.settings import Settings
 
-log = get_logger("herstelbus.router")
+LOGGER = "herstelbus.router"
+log = get_logger(LOGGER)
 MAX_BACKOFF_S = 30.0
+EXIT_BUG = 70  # EX_SOFTWARE: a supervisor restarts the worker; its uncommitted records come back
 
 
 def _members(data: bytes | None) -> frozenset[str] | None:
     return frozenset(data.decode().split(",")) if data else None
 
 
+class _SeenInBatch(Exception):
+    """An event id already planned in this batch: its receipt is not known yet, so the batch is
+    cut before it and the event is planned again once the earlier one's receipt is stored."""
+
+
 class Router:
-    """The agent's work for one message; owns the pipeline and the key-store writer."""
+    """The agent's work for a batch of messages; owns the pipeline and the key-store writer.
+
+    A batch is planned in input order (routing memory and duplicates within the batch are seen
+    through a local overlay), its key rows are written in one transaction, its outputs and then its
+    receipts are sent concurrently and awaited, and only then are the tables updated and the
+    batch acknowledged. Any exceptional case falls back to routing the batch one by one.
+    """
 
     def __init__(self, app: faust.App, settings: RouterSettings, gezien: Any, betrokken: Any) -> None:
         material = ExchangeMaterial(settings)
@@ -50,66 +68,138 @@ class Router:
                                  source_urn(settings.oin, settings.systeem))
         self.app, self.gezien, self.betrokken = app, gezien, betrokken
 
-    def _plan(self, bron: r.KafkaRef, msg: Any, headers: list) -> Plan:
-        return self.pipeline.plan(
-            bron, msg.key, msg.value, headers,
-            gezien=lambda k: decode_receipt(self.gezien.get(k.encode())),
-            betrokken=lambda k: _members(self.betrokken.get(k.encode())),
-        )
+    # -- a batch ----------------------------------------------------------------------------------
+    async def handle_batch(self, events: list[Any]) -> None:
+        rest = events
+        while rest:
+            rest = await self._round(rest)
 
-    async def handle(self, msg: Any) -> None:
-        bron = r.KafkaRef(msg.topic, msg.partition, msg.offset)
-        headers = list(msg.headers.items()) if isinstance(msg.headers, dict) else list(msg.headers or [])
+    async def _round(self, events: list[Any]) -> list[Any]:
+        """Route a prefix of ``events`` without repeated event ids; returns the rest."""
+        planned = await self._retry_keystore(lambda: self._plan_prefix(events))
+        if not planned:  # the first message repeats nothing in an empty batch: cannot happen
+            raise AssertionError("empty round")
+        rows = [k for _, _, plan in planned for k in plan.wrapped_keys]
+        try:
+            if rows:
+                await self._retry_keystore(lambda: asyncio.to_thread(self.writer.put_wrapped_keys, rows))
+        except (KeyConflict, SubjectErasedWrite):  # rare: the one-by-one path knows which record
+            for event, _, _ in planned:
+                await self.handle(event)
+            return events[len(planned):]
+        outs = [o for _, _, plan in planned for o in plan.outputs]
+        written = iter(await self._retry("produce", lambda: self._send_all_outs(outs)))
+        receipts = [plan.receipt([next(written) for _ in plan.outputs]) for _, _, plan in planned]
+        receipt_outs = [self.pipeline.receipt_out(receipt) for receipt in receipts]
+        await self._retry("receipt", lambda: self._send_all_outs(receipt_outs))
+        per_event = _log_each_event()
+        for (event, bron, plan), receipt, receipt_out in zip(planned, receipts, receipt_outs, strict=True):
+            self._remember(event, plan, receipt_out)
+            if per_event:
+                _log_routed(bron, plan, receipt)
+        log.info("batch_routed", events=len(planned), **Counter(rc["status"] for rc in receipts),
+                 first=_where(planned[0][1]), last=_where(planned[-1][1]))
+        return events[len(planned):]
+
+    def _plan_prefix(self, events: list[Any]) -> list[tuple[Any, r.KafkaRef, Plan]]:
+        planned: list[tuple[Any, r.KafkaRef, Plan]] = []
+        seen: set[str] = set()
+        memory: dict[str, frozenset[str]] = {}  # this batch's betrokken updates, not yet in the table
+
+        def gezien(key: str) -> Any:
+            if key in seen:
+                raise _SeenInBatch
+            return decode_receipt(self.gezien.get(key.encode()))
+
+        def betrokken(key: str) -> frozenset[str] | None:
+            return memory[key] if key in memory else _members(self.betrokken.get(key.encode()))
+
+        for event in events:
+            msg = event.message
+            bron, headers = _bron(msg), _headers(msg)
+            try:
+                plan = self._plan_or_bug(bron, msg, headers, gezien, betrokken)
+            except _SeenInBatch:
+                break
+            planned.append((event, bron, plan))
+            if plan.event_id is not None:
+                seen.add(r.idempotency_key(plan.event_id))
+            memory.update(plan.memory)
+        return planned
+
+    # -- one message (the fallback) ---------------------------------------------------------------
+    async def handle(self, event: Any) -> None:
+        msg = event.message
+        bron, headers = _bron(msg), _headers(msg)
         plan = await self._durable_plan(bron, msg, headers)
-        written = await self._retry("produce", lambda: self._send_all(plan))
+        written = await self._retry("produce", lambda: self._send_all_outs(plan.outputs))
         receipt = plan.receipt(written)
         receipt_out = self.pipeline.receipt_out(receipt)
         await self._retry("receipt", lambda: self._send_all_outs([receipt_out]))
-        if plan.remember_receipt and plan.event_id is not None:
-            self.gezien[r.idempotency_key(plan.event_id).encode()] = receipt_out.value  # encoded once
-        for key, members in plan.memory.items():
-            self.betrokken[key.encode()] = ",".join(sorted(members)).encode()
-        log.info("routed", event_id=plan.event_id, status=receipt["status"], reden=receipt.get("reden"),
-                 bron=f"{bron.topic}/{bron.partition}/{bron.offset}",
-                 gemeenten=[d["gemeentecode"] for d in receipt.get("doelen", [])])
+        self._remember(event, plan, receipt_out)
+        _log_routed(bron, plan, receipt)
+
+    def _plan_or_bug(self, bron: r.KafkaRef, msg: Any, headers: list, gezien: Any, betrokken: Any) -> Plan:
+        try:
+            return self.pipeline.plan(bron, msg.key, msg.value, headers, gezien=gezien, betrokken=betrokken)
+        except (KeystoreUnavailable, _SeenInBatch):
+            raise
+        except Exception as exc:  # a bug: keep the record for ops, never drop it, never crash
+            log.error("router_bug", error=type(exc).__name__, bron=_where(bron))
+            return self.pipeline.dead_letter(TOPIC_TYPES[bron.topic], None, [Reason(VERWERKINGSFOUT)], bron,
+                                             msg.key, msg.value, headers, self.pipeline.clock())
 
     async def _durable_plan(self, bron: r.KafkaRef, msg: Any, headers: list) -> Plan:
         """A plan whose key-store rows are written: what the outputs need to be openable."""
-        delay = 0.5
+        def table_gezien(k: str) -> Any:
+            return decode_receipt(self.gezien.get(k.encode()))
+
+        def table_betrokken(k: str) -> frozenset[str] | None:
+            return _members(self.betrokken.get(k.encode()))
+
         while True:
+            plan = await self._retry_keystore(
+                lambda: self._plan_or_bug(bron, msg, headers, table_gezien, table_betrokken))
             try:
-                plan = self._plan(bron, msg, headers)
                 if plan.wrapped_keys:
-                    await asyncio.to_thread(self.writer.put_wrapped_keys, plan.wrapped_keys)
+                    await self._retry_keystore(
+                        lambda: asyncio.to_thread(self.writer.put_wrapped_keys, plan.wrapped_keys))
                 return plan
             except KeyConflict:  # a retry sealed this event again: new epochs, new key ids
                 self.sealer.renew(k.gemeentecode for k in plan.wrapped_keys)
             except SubjectErasedWrite:
                 return self.pipeline.dead_letter(plan.record_type, plan.event_id, [Reason(GEWIST)], bron,
                                                  msg.key, msg.value, headers, self.pipeline.clock())
-            except KeystoreUnavailable:
-                log.warning("keystore_unavailable_retrying", bron=f"{bron.topic}/{bron.partition}/{bron.offset}",
-                            retry_in_s=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_S)
-            except Exception as exc:  # a bug: keep the record for ops, never drop it, never crash
-                log.error("router_bug", error=type(exc).__name__,
-                          bron=f"{bron.topic}/{bron.partition}/{bron.offset}")
-                return self.pipeline.dead_letter(TOPIC_TYPES[bron.topic], None, [Reason(VERWERKINGSFOUT)], bron,
-                                                 msg.key, msg.value, headers, self.pipeline.clock())
 
-    async def _send_all(self, plan: Plan) -> list[r.KafkaRef]:
-        return await self._send_all_outs(plan.outputs)
+    # -- effects ----------------------------------------------------------------------------------
+    def _remember(self, event: Any, plan: Plan, receipt_out: Any) -> None:
+        with table_writes_for(event):
+            if plan.remember_receipt and plan.event_id is not None:
+                self.gezien[r.idempotency_key(plan.event_id).encode()] = receipt_out.value  # encoded once
+            for key, members in plan.memory.items():
+                self.betrokken[key.encode()] = ",".join(sorted(members)).encode()
 
     async def _send_all_outs(self, outs: list) -> list[r.KafkaRef]:
         futures = [await self.app.producer.send(o.topic, o.key, o.value, None, None, o.headers) for o in outs]
         metas = [await f for f in futures]  # acknowledged by the brokers (acks=all)
         return [r.KafkaRef(m.topic, m.partition, m.offset) for m in metas]
 
+    async def _retry_keystore(self, step: Any) -> Any:
+        """Retry ``step`` while the key store is unavailable (nothing is skipped meanwhile)."""
+        delay = 0.5
+        while True:
+            try:
+                result = step()
+                return await result if asyncio.iscoroutine(result) else result
+            except KeystoreUnavailable:
+                log.warning("keystore_unavailable_retrying", retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+
     async def _retry(self, what: str, step: Any) -> Any:
         """Retry ``step`` while the broker is away (the partition waits, nothing is skipped). Any
-        other exception is a bug: the worker crashes rather than ack a record without its receipt,
-        so the record comes back after the restart and ops see the crash."""
+        other exception is a bug: the process exits at once, before faust can acknowledge (and
+        commit) records without receipts; they come back after the restart and ops see the exit."""
         delay = 0.5
         while True:
             try:
@@ -120,8 +210,30 @@ class Router:
                 delay = min(delay * 2, MAX_BACKOFF_S)
             except Exception as exc:
                 log.error("router_crash", step=what, error=type(exc).__name__)
-                await self.app.crash(exc)
-                raise
+                os._exit(EXIT_BUG)
+
+
+def _bron(msg: Any) -> r.KafkaRef:
+    return r.KafkaRef(msg.topic, msg.partition, msg.offset)
+
+
+def _headers(msg: Any) -> list:
+    return list(msg.headers.items()) if isinstance(msg.headers, dict) else list(msg.headers or [])
+
+
+def _where(bron: r.KafkaRef) -> str:
+    return f"{bron.topic}/{bron.partition}/{bron.offset}"
+
+
+def _log_each_event() -> bool:
+    # One line per event costs as much as sealing it; receipts are the record of every event, so
+    # per-event lines are for debugging (HERSTELBUS_LOG_LEVEL=debug) and a batch gets one line.
+    return logging.getLogger(LOGGER).isEnabledFor(logging.DEBUG)
+
+
+def _log_routed(bron: r.KafkaRef, plan: Plan, receipt: Any) -> None:
+    log.debug("routed", event_id=plan.event_id, status=receipt["status"], reden=receipt.get("reden"),
+             bron=_where(bron), gemeenten=[d["gemeentecode"] for d in receipt.get("doelen", [])])
 
 
 def create_app(settings: Settings, router_settings: RouterSettings | None = None) -> faust.App:
@@ -141,7 +253,9 @@ def create_app(settings: Settings, router_settings: RouterSettings | None = None
     @app.agent(ingest)
     async def route(stream: faust.StreamT) -> None:
         router = state.get("router") or state.setdefault("router", Router(app, router_settings, gezien, betrokken))
-        async for event in stream.events():
-            await router.handle(event.message)
+        # take_events acknowledges a batch only after this loop body has routed all of it.
+        async for events in stream.take_events(router_settings.batch_size,
+                                               within=router_settings.batch_wait_ms / 1000):
+            await router.handle_batch(list(events))
 
     return app

@@ -30,19 +30,21 @@ class Sealer:
         self._signing_key = signing_key
         self._clock = clock
         self._epochs: dict[str, SealingEpoch] = {}
-        self._directory: list[GemeenteKey] = []
+        self._directory: dict[str, list[GemeenteKey]] = {}  # by gemeentecode: 342 keys, looked up per event
         self._directory_at: datetime | None = None
 
-    def _keys(self, now: datetime) -> list[GemeenteKey]:
+    def _keys(self, gemeentecode: str, now: datetime) -> list[GemeenteKey]:
         if self._directory_at is None or now - self._directory_at > DIRECTORY_REFRESH:
-            self._directory = self._writer.gemeente_keys()
-            self._directory_at = now
-        return self._directory
+            directory: dict[str, list[GemeenteKey]] = {}
+            for key in self._writer.gemeente_keys():
+                directory.setdefault(key.gemeentecode, []).append(key)
+            self._directory, self._directory_at = directory, now
+        return self._directory.get(gemeentecode, [])
 
     def epoch(self, gemeentecode: str) -> SealingEpoch:
         """The epoch to seal for ``gemeentecode`` now; ``KeyUnavailable`` when it has no key."""
         now = self._clock()
-        key = choose_wrapping_key(self._keys(now), gemeentecode, now)
+        key = choose_wrapping_key(self._keys(gemeentecode, now), gemeentecode, now)
         current = self._epochs.get(gemeentecode)
         if needs_new_epoch(current, key, now):
             current = new_key_epoch(key, self._signing_key, now)

@@ -26,6 +26,11 @@ class RouterSettings(KeystoreSettings):
     )
     oin: str = Field(default="00000001003214345000", description="OIN in ce_source (20 digits).")
     systeem: str = Field(default="herstelbus", description="System name in ce_source.")
+    batch_size: int = Field(default=500, ge=1, le=10_000, description=(
+        "At most this many records are routed together: one key-store transaction, their outputs "
+        "sent concurrently, one wait for the brokers' acknowledgements."))
+    batch_wait_ms: int = Field(default=5, ge=0, le=1_000, description=(
+        "How long a batch waits to fill before it is routed anyway (added latency when idle)."))
 
 
 def _read(path: Path | None, what: str, variable: str) -> bytes:

@@ -3,98 +3,21 @@ records out, read back and opened with the gemeente's private key (issue 5's rou
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
-import time
-import uuid
-from pathlib import Path
 
 import pytest
-from kafka import KafkaProducer
 
-from herstelbus.connectors.uht.publish import publish
 from herstelbus.core import contracts
-from herstelbus.core.privacy import (
-    GemeenteKey, KeyRowState, OpeningKeyring, PiiLayout, PseudonymSecret, generate_gemeente_key,
-    generate_signing_key, key_ref, open_event, private_key_to_pem, public_key_to_pem,
-)
 from herstelbus.core.privacy.ops import open_for_ops, unframe_record
 from herstelbus.core.topology import DEADLETTER, STATUS, UNROUTABLE, gemeente_events_topic
-from herstelbus.keystore import policy
-from herstelbus.keystore.store import GemeenteAccess, KeyAdmin, KeyStore
 from herstelbus.processes import stop
 from herstelbus.settings import get_settings
 from herstelbus.topics import provision, wanted_topics
-from tests.integration.kafka_read import read_until
+from tests.integration.router_world import AMSTERDAM, ROTTERDAM, VECTORS, WEESP, World, _event, start_router
 
 pytestmark = pytest.mark.kafka
-
-VECTORS = Path(__file__).resolve().parents[1] / "unit" / "contracts" / "vectors"
-AMSTERDAM, ROTTERDAM, WEESP = "GM0363", "GM0599", "GM0457"
-PURPOSE = "https://gemeente.example/verwerkingen/herstel-kot"
-
-
-def _event(name: str, **changes) -> dict:
-    obj = copy.deepcopy(json.loads((VECTORS / f"{name}.json").read_text()))
-    obj.update(event_id=str(uuid.uuid4()), occurred_at="2025-06-02T10:00:00Z", **changes)
-    return obj
-
-
-class World:
-    def __init__(self, tmp: Path, bootstrap: str) -> None:
-        self.tmp, self.bootstrap = tmp, bootstrap
-        self.ops = generate_gemeente_key()
-        self.signing = generate_signing_key()
-        self.gemeenten = {gm: generate_gemeente_key() for gm in (AMSTERDAM, ROTTERDAM)}
-        (tmp / "pseudonym.key").write_text(PseudonymSecret.generate().export_base64())
-        (tmp / "signing.pem").write_bytes(private_key_to_pem(self.signing))
-        (tmp / "ops.pub.pem").write_bytes(public_key_to_pem(self.ops.public_key()))
-        self.db_url = f"sqlite:///{tmp / 'keystore.sqlite'}"
-        self.store = KeyStore.open(self.db_url)
-        admin = KeyAdmin(self.store)
-        since = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
-        for gm, key in self.gemeenten.items():
-            admin.register_gemeente_key(GemeenteKey(gm, key.public_key(), since), "test")
-        self.env = {
-            "HERSTELBUS_BOOTSTRAP_SERVERS": bootstrap, "HERSTELBUS_DATA_DIR": str(tmp / "data"),
-            "HERSTELBUS_KEYSTORE_URL": self.db_url, "HERSTELBUS_PSEUDONYM_KEY_FILE": str(tmp / "pseudonym.key"),
-            "HERSTELBUS_SIGNING_KEY_FILE": str(tmp / "signing.pem"),
-            "HERSTELBUS_OPS_PUBLIC_KEY_FILE": str(tmp / "ops.pub.pem"), "HERSTELBUS_LOG_FORMAT": "json",
-        }
-
-    def publish(self, events: list[dict | bytes]) -> list[tuple[str, int, int]]:
-        """As UHT (events first, then any raw bytes that are no event at all)."""
-        positions = publish(self.bootstrap, [contracts.parse_json_event(e) for e in events if isinstance(e, dict)])
-        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
-        broken = [producer.send("uht.overdracht.v1", key=b"kapot", value=e) for e in events if isinstance(e, bytes)]
-        producer.flush()
-        producer.close()
-        return positions + [(m.topic, m.partition, m.offset) for m in (f.get() for f in broken)]
-
-    def read(self, topic: str, until, timeout: float = 180) -> list:  # generous: CI machines are busy
-        return read_until(self.bootstrap, topic, until, timeout)
-
-    def open_all(self, gm: str, messages: list) -> list[dict | KeyRowState]:
-        """As the gemeente: verify announcements, fetch keys, open with its own private key."""
-        access = GemeenteAccess(self.store)
-        ring = OpeningKeyring(gm, [self.gemeenten[gm]], [self.signing.public_key()])
-        for announcement in access.announcements(gm):
-            ring.add(announcement.to_bytes())
-        opened = []
-        for message in messages:
-            record_type, record = contracts.decode(message.value)
-            layout = PiiLayout(contracts.get_catalogue().current(record_type.removeprefix("gerouteerde_")).schema)
-            ref = key_ref(record, layout=layout, gemeentecode=gm, event_id=str(record["event_id"]),
-                          subject=record["subject"])
-            (key,) = access.release(gm, [ref], PURPOSE, policy.trace_from(None))
-            opened.append(open_event(record, layout=layout, keyring=ring, event_id=str(record["event_id"]),
-                                     subject=record["subject"], key=key))
-        return opened
-
 
 @pytest.fixture(scope="module")
 def routed(kafka, tmp_path_factory: pytest.TempPathFactory):
@@ -104,17 +27,7 @@ def routed(kafka, tmp_path_factory: pytest.TempPathFactory):
     log = world.tmp / "router.log"
 
     def start() -> subprocess.Popen:
-        # Publish only once the worker is ready: a backlog present while faust recovers its tables
-        # has been seen to leave one partition unconsumed (open defect, see issue 5's notes).
-        ready_before = log.read_text().count("Worker ready") if log.exists() else 0
-        with open(log, "a") as out:
-            started = subprocess.Popen([sys.executable, "-m", "herstelbus", "router"], env={**os.environ, **world.env},
-                                       stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while log.read_text().count("Worker ready") <= ready_before and started.poll() is None:
-            assert time.monotonic() < deadline, "router not ready in 120 s"
-            time.sleep(0.2)
-        return started
+        return start_router(world, log)
 
     proc = start()
     events = {
@@ -172,7 +85,7 @@ def test_every_input_gets_exactly_one_terminal_receipt(routed) -> None:
     world, events, receipts, log = routed
     # On failure: what the router said it did, and anything it warned about (not faust's chatter).
     said = "\n".join(line for line in log.splitlines()
-                     if '"routed"' in line or '"level": "warning"' in line or '"level": "error"' in line)
+                     if '"batch_routed"' in line or '"level": "warning"' in line or '"level": "error"' in line)
     assert set(receipts) == {"urgent", "weesp", "vow", "nee", "dubbel", "partner", "kapot", "na_herstart"}, said[-6000:]
     assert {n: r["status"] for n, r in receipts.items()} == {
         "urgent": "ROUTED", "weesp": "ROUTED", "vow": "UNROUTABLE", "nee": "ROUTED", "dubbel": "DUPLICATE",

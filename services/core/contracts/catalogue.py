@@ -11,6 +11,7 @@ onto the current schema of that type, so readers always see the current shape.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from fastavro import parse_schema
 
 from .errors import SCHEMA_ONBEKEND, UnknownSchema
-from .schemas import avro_dir, expand, fingerprint, load_json
+from .schemas import SCHEMA_DIR_ENV, avro_dir, expand, fingerprint, load_json
 
 # JSON Lines / UHT input types; ``type`` in a JSON line must be one of these.
 INPUT_TYPES = ("overdracht", "pauzeknop", "erkenning", "ontvangstbevestiging")
@@ -119,4 +120,10 @@ def _cached(avro: Path) -> Catalogue:
 
 def get_catalogue() -> Catalogue:
     """The catalogue for the configured schema directory (read once, then cached)."""
+    return _for_setting(os.environ.get(SCHEMA_DIR_ENV))
+
+
+@functools.lru_cache(maxsize=4)
+def _for_setting(_schema_dir_env: str | None) -> Catalogue:
+    # Keyed by the setting itself: building the path on every call cost more than encoding.
     return _cached(avro_dir())

@@ -35,20 +35,25 @@ class Decoded:
     writer: SchemaEntry  # the schema the bytes were written with (version, fingerprint)
 
 
-def encode(record_type: str, record: dict[str, Any], *, catalogue: Catalogue | None = None) -> bytes:
+def encode(record_type: str, record: dict[str, Any], *, catalogue: Catalogue | None = None,
+           checked: bool = True) -> bytes:
     """Single-object encode ``record`` with the current schema of ``record_type``.
 
     Raises ``InvalidEvent`` when the record does not have the schema's shape (unknown or missing
     field, wrong type, bad enum symbol), ``UnknownSchema`` for an unknown type. Domain rules
     (11-proef, postcode, ...) are ``validate``'s job, not this function's.
+
+    ``checked=False`` is for records the exchange builds itself on its hot path (routed events,
+    receipts): the structural walk is skipped and fastavro's strict writer is the check; a record
+    it refuses still gets the walk, so the error is as typed as with ``checked=True``.
     """
     entry = (catalogue or get_catalogue()).current(record_type)
-    return encode_with(entry, record)
+    return encode_with(entry, record, checked=checked)
 
 
-def encode_with(entry: SchemaEntry, record: dict[str, Any]) -> bytes:
+def encode_with(entry: SchemaEntry, record: dict[str, Any], *, checked: bool = True) -> bytes:
     """Encode with a given catalogue entry (e.g. a released version, for compatibility tests)."""
-    errors = structural_errors(entry, record)
+    errors = structural_errors(entry, record) if checked else None
     if errors:
         raise InvalidEvent(errors)
     buf = io.BytesIO()
@@ -60,6 +65,8 @@ def encode_with(entry: SchemaEntry, record: dict[str, Any]) -> bytes:
     except Exception:  # noqa: BLE001 - fastavro's messages may quote values: never pass them on
         failed = True
     if failed:
+        if not checked and (errors := structural_errors(entry, record)):
+            raise InvalidEvent(errors)
         raise WireError(CODERING_MISLUKT, "", "record could not be written")
     return buf.getvalue()
 

@@ -88,3 +88,15 @@ def test_old_writer_is_resolved_onto_current(tmp_path):
     new_bytes = encode(record_type, {**record, "kanaal": None}, catalogue=cat)
     assert new_bytes[2:10] != old_bytes[2:10]
     assert decode(new_bytes, catalogue=cat)[1]["kanaal"] is None
+
+
+def test_unchecked_encode_writes_the_same_bytes_and_still_refuses_with_a_typed_error():
+    from herstelbus.core.contracts import InvalidEvent
+
+    record_type, record = sample()
+    assert encode(record_type, record, checked=False) == encode(record_type, record)
+    broken = copy.deepcopy(record)
+    broken["volgnummer"] = "zeven"  # fastavro's strict writer refuses it; the walk names why
+    with pytest.raises(InvalidEvent) as refused:
+        encode(record_type, broken, checked=False)
+    assert [e.path for e in refused.value.errors] == ["volgnummer"]
