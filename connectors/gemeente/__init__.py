@@ -11,7 +11,8 @@
 
 Modules: ``sdk`` (Kafka consumer), ``openen`` (one batch: verify, fetch keys, open), ``sleutelkluis``
 (key store HTTP client), ``resultaat`` (typed results, refusal codes), ``volgorde`` (sequence order,
-gaps), ``sinks`` / ``jsonl`` (sinks), ``bevestiging`` (acks), ``verwerking`` (the CLI's loop).
+gaps), ``sinks`` / ``jsonl`` / ``sqlsink`` / ``webhook`` (sinks), ``bevestiging`` (acks), ``verwerking``
+(the CLI's loop).
 Importing this package loads no Kafka client; ``GemeenteConsumer`` does when constructed.
 """
 

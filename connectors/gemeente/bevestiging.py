@@ -20,7 +20,8 @@ from herstelbus.errors import HerstelbusError
 
 from .resultaat import ONLEESBAAR, Geweigerd
 
-ONTVANGEN, GEWEIGERD = "ONTVANGEN", "GEWEIGERD"
+ONTVANGEN, VERWERKT, GEWEIGERD = "ONTVANGEN", "VERWERKT", "GEWEIGERD"
+WEIGERREDENEN = ("NIET_ONZE_INWONER", "ONLEESBAAR", "ONVOLLEDIG", "ANDERS")
 ACK_NAMESPACE = uuid.UUID("6f1d3c52-8a0e-4b7e-9c43-5e2a1b7d9f10")  # fixed forever: ack ids depend on it
 SYSTEEM = "gemeente-sdk"
 
@@ -55,6 +56,26 @@ def ontvangen(gemeentecode: str, event_id: str) -> dict[str, Any]:
 def geweigerd(gemeentecode: str, refused: Geweigerd) -> dict[str, Any]:
     return bevestiging(gemeentecode, refused.event_id or "", GEWEIGERD, reden=ONLEESBAAR,
                        toelichting=refused.code.value)
+
+
+def handmatig(gemeentecode: str, event_id: str, status: str, *, reden: str | None = None,
+              toelichting: str | None = None) -> dict[str, Any]:
+    """A gemeente's own VERWERKT / GEWEIGERD ack (``herstelbus gemeente ack``), checked with one-line
+    errors. Same deterministic ``ack_id`` as the SDK's: running the command again after a timeout
+    sends the very same ack, which the acks worker deduplicates."""
+    if status not in (VERWERKT, GEWEIGERD):
+        raise HerstelbusError(f"--status: {VERWERKT} or {GEWEIGERD} expected")
+    if not kan_bevestigen(event_id):
+        raise HerstelbusError("EVENT_ID: the routed event's UUID expected (lower case)")
+    if status == GEWEIGERD and reden not in WEIGERREDENEN:
+        raise HerstelbusError(f"--reden is required with --status {GEWEIGERD}: one of {', '.join(WEIGERREDENEN)}")
+    if status != GEWEIGERD and reden is not None:
+        raise HerstelbusError(f"--reden is only allowed with --status {GEWEIGERD}")
+    record = bevestiging(gemeentecode, event_id, status, reden=reden, toelichting=toelichting or None)
+    fouten = contracts.validate("ontvangstbevestiging", record)
+    if fouten:  # reason codes and field paths only: toelichting may hold what it must not
+        raise HerstelbusError("ack refused by the contract: " + ", ".join(f"{f.path}: {f.reason}" for f in fouten))
+    return record
 
 
 def kan_bevestigen(event_id: str | None) -> bool:
@@ -98,5 +119,5 @@ class Bevestiger:
         self._producer.close()
 
 
-__all__ = ["ACK_NAMESPACE", "Bevestiger", "BevestigingFout", "GEWEIGERD", "ONTVANGEN", "ack_id", "bevestiging",
-           "geweigerd", "kan_bevestigen", "ontvangen", "placeholder_oin"]
+__all__ = ["ACK_NAMESPACE", "Bevestiger", "BevestigingFout", "GEWEIGERD", "ONTVANGEN", "VERWERKT", "WEIGERREDENEN",
+           "ack_id", "bevestiging", "geweigerd", "handmatig", "kan_bevestigen", "ontvangen", "placeholder_oin"]

@@ -1,5 +1,5 @@
-"""``herstelbus gemeente consume``: a thin command over the SDK (registered on the ``gemeente``
-group in ``services/keystore/cli.py``). Kafka and the crypto load only when it runs."""
+"""``herstelbus gemeente consume`` and ``gemeente ack``: thin commands over the SDK (registered on
+the ``gemeente`` group in ``services/keystore/cli.py``). Kafka and the crypto load only when they run."""
 
 from __future__ import annotations
 
@@ -8,11 +8,24 @@ from pathlib import Path
 import click
 
 
+def _check_gemeente(gemeentecode: str, what: str = "GEMEENTECODE") -> None:
+    from herstelbus.core.privacy import PrivacyError
+    from herstelbus.core.privacy.keys import check_gemeentecode
+    from herstelbus.errors import HerstelbusError
+
+    try:
+        check_gemeentecode(gemeentecode)
+    except PrivacyError:
+        raise HerstelbusError(f"{what}: GM and four digits expected") from None
+
+
 @click.command()
 @click.argument("gemeentecode")
 @click.option("--key-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="The gemeente's private key(s), *.pem; several during a key rotation.")
-@click.option("--sink", "sink_spec", required=True, help="Where opened events go: jsonl:DIR.")
+@click.option("--sink", "sink_spec", required=True,
+              help="Where opened events go: jsonl:DIR, webhook:URL (env HERSTELBUS_WEBHOOK_SECRET, "
+                   "optional HERSTELBUS_WEBHOOK_TOKEN) or sql:URL (sqlite:///FILE, postgresql+psycopg://...).")
 @click.option("--ack", is_flag=True, help="Acknowledge: ONTVANGEN once stored, GEWEIGERD/ONLEESBAAR when unreadable.")
 @click.option("--once", is_flag=True, help="Stop when caught up with the topic's end at start.")
 @click.option("--keystore", "keystore_url", envvar="HERSTELBUS_KEYSTORE_API",
@@ -29,9 +42,6 @@ def consume(gemeentecode: str, key_dir: Path, sink_spec: str, ack: bool, once: b
     import logging
     import os
 
-    from herstelbus.core.privacy.keys import check_gemeentecode
-    from herstelbus.core.privacy import PrivacyError
-    from herstelbus.errors import HerstelbusError
     from herstelbus.logs import configure_logging
     from herstelbus.settings import get_settings
 
@@ -42,10 +52,7 @@ def consume(gemeentecode: str, key_dir: Path, sink_spec: str, ack: bool, once: b
 
     configure_logging()
     logging.getLogger("kafka").setLevel(logging.WARNING)  # its INFO is per connection: noise for a gemeente
-    try:
-        check_gemeentecode(gemeentecode)
-    except PrivacyError:
-        raise HerstelbusError("GEMEENTECODE: GM and four digits expected") from None
+    _check_gemeente(gemeentecode)
     sink = open_sink(sink_spec, gemeentecode)
     bootstrap = get_settings().bootstrap
     bevestiger = Bevestiger(bootstrap, gemeentecode, oin=os.environ.get("HERSTELBUS_GEMEENTE_OIN")) if ack else None
@@ -59,3 +66,29 @@ def consume(gemeentecode: str, key_dir: Path, sink_spec: str, ack: bool, once: b
         if bevestiger is not None:
             bevestiger.close()
     click.echo(samenvatting.regel())
+
+
+@click.command()
+@click.argument("event_id")
+@click.option("--gemeente", "gemeentecode", required=True, help="The acknowledging gemeente, GMxxxx.")
+@click.option("--status", required=True, type=click.Choice(["VERWERKT", "GEWEIGERD"]))
+@click.option("--reden", type=click.Choice(["NIET_ONZE_INWONER", "ONLEESBAAR", "ONVOLLEDIG", "ANDERS"]),
+              help="Why refused: required with GEWEIGERD, not allowed otherwise.")
+@click.option("--toelichting", help="Short explanation; never personal data (refused when it looks like some).")
+def ack(event_id: str, gemeentecode: str, status: str, reden: str | None, toelichting: str | None) -> None:
+    """Acknowledge EVENT_ID as processed (VERWERKT) or refused (GEWEIGERD) on gemeente.GMxxxx.acks.v1;
+    prints the ack_id. Running it again sends the same ack (same ack_id)."""
+    import os
+
+    from herstelbus.settings import get_settings
+
+    from .bevestiging import Bevestiger, handmatig
+
+    _check_gemeente(gemeentecode, "--gemeente")
+    record = handmatig(gemeentecode, event_id, status, reden=reden, toelichting=toelichting)
+    bevestiger = Bevestiger(get_settings().bootstrap, gemeentecode, oin=os.environ.get("HERSTELBUS_GEMEENTE_OIN"))
+    try:
+        bevestiger.stuur([(record, None)])
+    finally:
+        bevestiger.close()
+    click.echo(record["ack_id"])

@@ -1,7 +1,7 @@
 """Where opened events go. A sink is idempotent by ``event_id`` and durable when ``schrijf``
 returns: only then may the caller commit the offsets (and acknowledge ONTVANGEN).
 
-``jsonl:DIR`` is built; ``webhook:URL`` and ``sql:URL`` (issue 6) are not yet.
+``jsonl:DIR`` (``jsonl``), ``webhook:URL`` (``webhook``) and ``sql:URL`` (``sqlsink``).
 """
 
 from __future__ import annotations
@@ -44,9 +44,15 @@ def open_sink(spec: str, gemeentecode: str) -> Sink:
         from .jsonl import JsonlSink
 
         return JsonlSink(Path(target), gemeentecode)
-    if kind in ("webhook", "sql"):
-        raise SinkFout(f"--sink {kind}: not built yet; use jsonl:DIR")
-    raise SinkFout(f"--sink {kind}: unknown kind; known: jsonl")
+    if kind == "webhook":
+        from .webhook import WebhookSink
+
+        return WebhookSink(target, gemeentecode)
+    if kind == "sql":
+        from .sqlsink import SqlSink
+
+        return SqlSink(target, gemeentecode)
+    raise SinkFout(f"--sink {kind}: unknown kind; known: jsonl, webhook, sql")
 
 
 __all__ = ["Schrijfverslag", "Sink", "SinkFout", "open_sink"]

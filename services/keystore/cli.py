@@ -27,7 +27,7 @@ from herstelbus.core.privacy import (
     pseudonymise,
     public_key_to_pem,
 )
-from herstelbus.connectors.gemeente.cli import consume as gemeente_consume  # click only until it runs
+from herstelbus.connectors.gemeente.cli import ack as gemeente_ack, consume as gemeente_consume  # click only until run
 from herstelbus.core.privacy.keys import DEFAULT_OVERLAP
 
 from . import policy
@@ -237,4 +237,5 @@ def erase(bsn: str | None, pseudonym: str | None, yes: bool) -> None:
 
 
 gemeente.add_command(gemeente_consume)
+gemeente.add_command(gemeente_ack)
 COMMANDS = (gemeente, keys, erase)

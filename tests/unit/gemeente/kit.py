@@ -108,3 +108,13 @@ def tamper(message: Message) -> Message:
     blob[-1] ^= 1
     message.value = contracts.encode(routed_type, {**record, "verzegeld": bytes(blob)})
     return message
+
+
+def geopend(record_type: str = "overdracht", bsn: str | None = None, *, offset: int = 0, **changes):
+    """An opened event built directly (no sealing), for sink tests: ``event(...)`` as a ``Geopend``."""
+    from herstelbus.connectors.gemeente.resultaat import Geopend, Positie
+
+    record = event(record_type, bsn, **changes)
+    return Geopend(str(record["event_id"]), record_type, GM, pseudonymise(record["persoon"]["bsn"], SECRET),
+                   "WOONGEMEENTE", record["volgnummer"], record, {"reden": "WOONGEMEENTE"}, "normaal", False, NOW,
+                   Positie(f"gemeente.{GM}.events.v1", 0, offset))

@@ -80,7 +80,7 @@ def test_a_foreign_file_is_not_overwritten(tmp_path) -> None:
         JsonlSink(tmp_path, GM)
 
 
-@pytest.mark.parametrize("spec", ["jsonl", "jsonl:", "ftp:x", "webhook:http://x"])
-def test_unknown_or_unbuilt_sinks_are_clear_errors(spec: str) -> None:
+@pytest.mark.parametrize("spec", ["jsonl", "jsonl:", "ftp:x", "webhook:ftp://x", "sql:geen-url"])
+def test_unknown_or_malformed_sinks_are_clear_errors(spec: str) -> None:
     with pytest.raises(SinkFout):
         open_sink(spec, GM)
