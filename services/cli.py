@@ -7,6 +7,8 @@ import time
 
 import click
 
+from herstelbus.acks.cli import COMMANDS as ACKS_COMMANDS
+from herstelbus.connectors.uht.cli import uht as UHT_GROUP
 from herstelbus.devkafka import BrokerInfo, LocalBroker
 from herstelbus.errors import HerstelbusError
 from herstelbus.keystore.cli import COMMANDS as KEYSTORE_COMMANDS
@@ -30,7 +32,7 @@ def main() -> None:
     """herstelbus: the event exchange between UHT and the gemeenten."""
 
 
-for _command in KEYSTORE_COMMANDS:
+for _command in (*KEYSTORE_COMMANDS, *ACKS_COMMANDS):
     main.add_command(_command)
 
 
@@ -146,23 +148,7 @@ def router() -> None:
 
 
 # -- uht ---------------------------------------------------------------------------------------
-@main.group()
-def uht() -> None:
-    """UHT's side: synthetic events (publishing comes with the connectors)."""
-
-
-@uht.command()
-@click.option("--count", default=3000, show_default=True, help="About this many events (whole dossiers).")
-@click.option("--seed", default=1, show_default=True, help="Same seed, same file.")
-@click.option("--out", type=click.File("w"), default="-", help="JSON Lines file (default: stdout).")
-def generate(count: int, seed: int, out) -> None:
-    """Write synthetic UHT events (invented persons) as JSON Lines, reproducible by seed."""
-    import json
-
-    from herstelbus.connectors.uht.synthetic import generate as events
-
-    for event in events(count, seed=seed):
-        out.write(json.dumps(event, ensure_ascii=False) + "\n")
+main.add_command(UHT_GROUP)
 
 
 # -- smoke and demo ----------------------------------------------------------------------------

@@ -75,6 +75,8 @@ def run(bootstrap: str, count: int, seed: int, progress: Callable[[int, int], No
             for message in consumer:
                 receipt = contracts.decode(message.value)[1]
                 bron = receipt["bron"]
+                if bron is None:  # a relayed acknowledgement or overdue notice: no input position
+                    continue
                 position = (bron["topic"], bron["partition"], bron["offset"])
                 if position not in waiting:
                     continue

@@ -7,15 +7,18 @@ them explicitly, so a misspelt topic fails instead of appearing silently.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.streams import _current_event
 
-from herstelbus.logs import configure_logging
+from herstelbus.logs import configure_logging, get_logger
 from herstelbus.settings import Settings
 
 
@@ -56,3 +59,28 @@ def table_writes_for(event: faust.EventT) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
+
+
+MAX_BACKOFF_S = 30.0
+EXIT_BUG = 70  # EX_SOFTWARE: a supervisor restarts the worker; its uncommitted records come back
+TRANSIENT: tuple[type[BaseException], ...] = (KafkaError, OSError, asyncio.TimeoutError)
+_log = get_logger("herstelbus.faustkit")
+
+
+async def retry_or_exit(what: str, step: Callable[[], Awaitable[Any]],
+                        transient: tuple[type[BaseException], ...] = TRANSIENT) -> Any:
+    """Run ``step`` until it succeeds, waiting with backoff while it fails transiently (the
+    partition waits, nothing is skipped). Any other exception is a bug: the process exits at once,
+    before faust can acknowledge (and commit) records whose outputs were not written; they come
+    back after the restart, and ops see the exit."""
+    delay = 0.5
+    while True:
+        try:
+            return await step()
+        except transient as exc:
+            _log.warning("retrying", step=what, error=type(exc).__name__, retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)
+        except Exception as exc:
+            _log.error("worker_bug_exiting", step=what, error=type(exc).__name__)
+            os._exit(EXIT_BUG)

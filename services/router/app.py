@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections import Counter
 from typing import Any
 
 import faust
-from aiokafka.errors import KafkaError
 
 from herstelbus.core import routing as r
 from herstelbus.core.contracts import source_urn
 from herstelbus.core.topology import INGEST, ROUTER_APP_ID
-from herstelbus.faustkit import make_app, table_writes_for
+from herstelbus.faustkit import MAX_BACKOFF_S, make_app, retry_or_exit, table_writes_for
 from herstelbus.keystore.errors import KeyConflict, KeystoreUnavailable, SubjectErasedWrite
 from herstelbus.keystore.store import ExchangeWriter, KeyStore
 from herstelbus.logs import get_logger
@@ -37,8 +35,6 @@ from herstelbus.settings import Settings
 
 LOGGER = "herstelbus.router"
 log = get_logger(LOGGER)
-MAX_BACKOFF_S = 30.0
-EXIT_BUG = 70  # EX_SOFTWARE: a supervisor restarts the worker; its uncommitted records come back
 
 
 def _members(data: bytes | None) -> frozenset[str] | None:
@@ -197,20 +193,7 @@ class Router:
                 delay = min(delay * 2, MAX_BACKOFF_S)
 
     async def _retry(self, what: str, step: Any) -> Any:
-        """Retry ``step`` while the broker is away (the partition waits, nothing is skipped). Any
-        other exception is a bug: the process exits at once, before faust can acknowledge (and
-        commit) records without receipts; they come back after the restart and ops see the exit."""
-        delay = 0.5
-        while True:
-            try:
-                return await step()
-            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
-                log.warning("retrying", step=what, error=type(exc).__name__, retry_in_s=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_S)
-            except Exception as exc:
-                log.error("router_crash", step=what, error=type(exc).__name__)
-                os._exit(EXIT_BUG)
+        return await retry_or_exit(what, step)
 
 
 def _bron(msg: Any) -> r.KafkaRef:

@@ -29,3 +29,10 @@ def wait_for_line(path, text: str, timeout: float = 120, alive: Callable[[], boo
             return
         time.sleep(0.2)
     raise AssertionError(f"{text!r} not in {path} after {timeout:.0f}s")
+
+
+def bron_of(receipt: dict) -> tuple[str, int, int] | None:
+    """The input position a router receipt is about; None for statuses that name none (the acks
+    worker's relays and overdue notices share uht.status.v1)."""
+    bron = receipt.get("bron")
+    return (bron["topic"], bron["partition"], bron["offset"]) if bron else None

@@ -29,7 +29,7 @@ from herstelbus.keystore.store import KeyAdmin, KeyStore
 from herstelbus.processes import stop
 from herstelbus.settings import get_settings
 from herstelbus.topics import provision, wanted_topics
-from tests.integration.kafka_read import read_until, wait_for_line
+from tests.integration.kafka_read import bron_of, read_until, wait_for_line
 from tests.integration.keystore_server import running_keystore
 
 pytestmark = pytest.mark.kafka
@@ -96,7 +96,7 @@ def world(kafka, tmp_path_factory: pytest.TempPathFactory):
         wait_for_line(log, "Worker ready", alive=lambda: router.poll() is None)
         positions = set(publish(kafka.bootstrap, events.values()))
         read_until(kafka.bootstrap, STATUS, lambda seen: router.poll() is not None or positions <= {
-            (r["bron"]["topic"], r["bron"]["partition"], r["bron"]["offset"])
+            bron_of(r)
             for r in (contracts.decode(m.value)[1] for m in seen) if r.get("bron")})
     finally:
         assert stop(router, timeout_s=30) == 0, log.read_text()[-3000:]

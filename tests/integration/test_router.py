@@ -15,6 +15,7 @@ from herstelbus.core.topology import DEADLETTER, STATUS, UNROUTABLE, gemeente_ev
 from herstelbus.processes import stop
 from herstelbus.settings import get_settings
 from herstelbus.topics import provision, wanted_topics
+from tests.integration.kafka_read import bron_of
 from tests.integration.router_world import AMSTERDAM, ROTTERDAM, VECTORS, WEESP, World, _event, start_router
 
 pytestmark = pytest.mark.kafka
@@ -50,11 +51,11 @@ def routed(kafka, tmp_path_factory: pytest.TempPathFactory):
         positions = world.publish([events[n] for n in batch] + list(extra))
         by_position = dict(zip(positions, [*batch, *("kapot" for _ in extra)]))
         seen = world.read(STATUS, lambda seen: proc.poll() is not None or {
-            (r["bron"]["topic"], r["bron"]["partition"], r["bron"]["offset"])
+            bron_of(r)
             for r in (contracts.decode(m.value)[1] for m in seen)} >= set(positions))
         for message in seen:
             receipt = contracts.decode(message.value)[1]
-            bron = (receipt["bron"]["topic"], receipt["bron"]["partition"], receipt["bron"]["offset"])
+            bron = bron_of(receipt)
             if bron in by_position:
                 receipts[by_position[bron]] = receipt
 

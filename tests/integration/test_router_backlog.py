@@ -22,17 +22,13 @@ from herstelbus.core.topology import STATUS
 from herstelbus.processes import stop
 from herstelbus.settings import get_settings
 from herstelbus.topics import provision, wanted_topics
-from tests.integration.kafka_read import read_until
+from tests.integration.kafka_read import bron_of, read_until
 from tests.integration.router_world import World, start_router
 
 pytestmark = pytest.mark.kafka
 
 EVENTS = 1_500
 GEZIEN_CHANGELOG = "herstelbus-router-gezien-changelog"
-
-
-def _bron(receipt: dict) -> tuple[str, int, int]:
-    return receipt["bron"]["topic"], receipt["bron"]["partition"], receipt["bron"]["offset"]
 
 
 def test_a_backlog_gets_exactly_one_receipt_per_record_and_memory_stays_on_its_partition(kafka, tmp_path) -> None:
@@ -53,14 +49,14 @@ def test_a_backlog_gets_exactly_one_receipt_per_record_and_memory_stays_on_its_p
     proc = start_router(world, log, wait_ready=False)  # the backlog is there while faust recovers
     try:
         def complete(seen: list) -> bool:
-            return proc.poll() is not None or {_bron(contracts.decode(m.value)[1]) for m in seen} >= positions
+            return proc.poll() is not None or {bron_of(contracts.decode(m.value)[1]) for m in seen} >= positions
 
         messages = read_until(kafka.bootstrap, STATUS, complete, timeout=200)  # within pytest's 300 s
     finally:
         exit_code = stop(proc, timeout_s=30)
-    receipts = [r for r in (contracts.decode(m.value)[1] for m in messages) if _bron(r) in positions]
+    receipts = [r for r in (contracts.decode(m.value)[1] for m in messages) if bron_of(r) in positions]
 
-    per_position = Counter(_bron(r) for r in receipts)
+    per_position = Counter(bron_of(r) for r in receipts)
     tail = f"seed {seed}\n" + log.read_text(errors="replace")[-4000:]
     assert set(per_position) == positions, f"{len(positions - set(per_position))} records without a receipt\n{tail}"
     assert max(per_position.values()) == 1, f"a record was routed twice without a restart (seed {seed})"
