@@ -28,13 +28,17 @@ GM, ANDER = "GM1680", "GM0599"  # a gemeente few other tests use, and another on
 NOW = dt.datetime.now(dt.timezone.utc)
 
 
+FAR = 10**15 + uuid.uuid4().int % 10**12
+
+
 def _receipt(event_id: str, event_type: str, gm: str, offset: int) -> dict:
     return {"status_id": str(uuid.uuid4()), "event_id": event_id, "event_type": event_type, "status": "ROUTED",
             "reden": None, "gemeentecode": None, "ack_id": None, "geminimaliseerd": False,
             "doelen": [{"gemeentecode": gm, "reden": "WOONGEMEENTE", "oorspronkelijke_gemeentecode": None,
                         "opvolger_gemeentecode": None, "topic": gemeente_events_topic(gm), "partition": 0,
                         "offset": offset}],
-            "at": NOW, "bron": {"topic": "uht.overdracht.v1", "partition": 0, "offset": offset}, "doel": None}
+            # A position no real ingest record has: other tests match router receipts by position.
+            "at": NOW, "bron": {"topic": "uht.overdracht.v1", "partition": 0, "offset": FAR + offset}, "doel": None}
 
 
 def _ack(event_id: str, status: str, reden: str | None = None) -> dict:
