@@ -83,6 +83,12 @@ class Router:
             for event, _, _ in planned:
                 await self.handle(event)
             return events[len(planned):]
+        await self._emit(planned)
+        return events[len(planned):]
+
+    async def _emit(self, planned: list[tuple[Any, r.KafkaRef, Plan]]) -> None:
+        """Outputs (acknowledged), then receipts (acknowledged), then the tables, for planned
+        records whose key rows are durable."""
         outs = [o for _, _, plan in planned for o in plan.outputs]
         written = iter(await self._retry("produce", lambda: self._send_all_outs(outs)))
         receipts = [plan.receipt([next(written) for _ in plan.outputs]) for _, _, plan in planned]
@@ -95,7 +101,6 @@ class Router:
                 _log_routed(bron, plan, receipt)
         log.info("batch_routed", events=len(planned), **Counter(rc["status"] for rc in receipts),
                  first=_where(planned[0][1]), last=_where(planned[-1][1]))
-        return events[len(planned):]
 
     def _plan_prefix(self, events: list[Any]) -> list[tuple[Any, r.KafkaRef, Plan]]:
         planned: list[tuple[Any, r.KafkaRef, Plan]] = []
@@ -127,13 +132,7 @@ class Router:
     async def handle(self, event: Any) -> None:
         msg = event.message
         bron, headers = _bron(msg), _headers(msg)
-        plan = await self._durable_plan(bron, msg, headers)
-        written = await self._retry("produce", lambda: self._send_all_outs(plan.outputs))
-        receipt = plan.receipt(written)
-        receipt_out = self.pipeline.receipt_out(receipt)
-        await self._retry("receipt", lambda: self._send_all_outs([receipt_out]))
-        self._remember(event, plan, receipt_out)
-        _log_routed(bron, plan, receipt)
+        await self._emit([(event, bron, await self._durable_plan(bron, msg, headers))])
 
     def _plan_or_bug(self, bron: r.KafkaRef, msg: Any, headers: list, gezien: Any, betrokken: Any) -> Plan:
         try:
