@@ -8,9 +8,9 @@ them explicitly, so a misspelt topic fails instead of appearing silently.
 from __future__ import annotations
 
 import asyncio
-import os
+import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,11 +18,15 @@ import faust
 from aiokafka.errors import KafkaError
 from faust.streams import _current_event
 
+from herstelbus import faustpatch
 from herstelbus.logs import configure_logging, get_logger
 from herstelbus.settings import Settings
 
 
-def make_app(app_id: str, settings: Settings, **overrides: Any) -> faust.App:
+def make_app(app_id: str, settings: Settings, strict_topics: Iterable[str] = (), **overrides: Any) -> faust.App:
+    """A faust app with herstelbus' settings. ``strict_topics``: the topics it consumes whose offsets
+    never jump (not transactional, not compacted); a jump there is treated as loss (faustpatch)."""
+    faustpatch.install(strict_topics)
     datadir = (settings.data_dir / "faust" / app_id).resolve()
     datadir.parent.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     options: dict[str, Any] = {
@@ -61,8 +65,65 @@ def table_writes_for(event: faust.EventT) -> Iterator[None]:
         _current_event.reset(token)
 
 
+class Progress:
+    """The agent's side of the stall watchdog: a batch in hand, and how many it finished."""
+
+    def __init__(self) -> None:
+        self.busy = 0
+        self.finished = 0
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        self.busy += 1
+        try:
+            yield
+        finally:
+            self.busy -= 1
+            self.finished += 1
+
+    def marker(self) -> tuple[int, int]:
+        return self.busy, self.finished
+
+
+def stalled_partitions(behind: Iterable[str], since: dict[str, float], now: float, stall_after_s: float) -> list[str]:
+    """Partitions with records waiting for ``stall_after_s`` while the agent was idle. ``since``
+    (partition -> first seen behind) is updated: partitions no longer behind are forgotten."""
+    behind = set(behind)
+    for partition in set(since) - behind:
+        del since[partition]
+    for partition in behind:
+        since.setdefault(partition, now)
+    return sorted(p for p, first in since.items() if now - first >= stall_after_s)
+
+
+def watch_progress(app: faust.App, topics: Iterable[str], progress: Progress, stall_after_s: float) -> None:
+    """End the worker when records wait on partitions it owns while its agent sits idle for
+    ``stall_after_s``: a consumer that silently stopped fetching (faust-streaming issues #175,
+    #640, and the recovery race faustpatch guards) is restarted by its supervisor and reads on
+    from the committed offsets. Busy (a batch in hand, retrying the key store), rebalancing or
+    recovering tables is not idle."""
+    watched = frozenset(topics)
+    since: dict[str, float] = {}
+    last = [progress.marker()]
+
+    @app.timer(max(0.5, stall_after_s / 6))
+    async def watchdog() -> None:
+        marker = progress.marker()
+        if progress.busy or marker != last[0] or app.rebalancing or app.in_recovery:
+            since.clear()
+            last[0] = marker
+            return
+        consumer = app.consumer
+        behind = [f"{tp.topic}/{tp.partition}" for tp in consumer.assignment() if tp.topic in watched
+                  and (consumer.highwater(tp) or 0) > (faustpatch.committed_offset(consumer, tp) or 0)]
+        stalled = stalled_partitions(behind, since, time.monotonic(), stall_after_s)
+        if stalled:
+            _log.error("partitions_stalled", partitions=stalled, idle_s=stall_after_s)
+            faustpatch.exit_now()
+
+
 MAX_BACKOFF_S = 30.0
-EXIT_BUG = 70  # EX_SOFTWARE: a supervisor restarts the worker; its uncommitted records come back
+EXIT_BUG = faustpatch.EXIT_BUG
 TRANSIENT: tuple[type[BaseException], ...] = (KafkaError, OSError, asyncio.TimeoutError)
 _log = get_logger("herstelbus.faustkit")
 
@@ -83,4 +144,4 @@ async def retry_or_exit(what: str, step: Callable[[], Awaitable[Any]],
             delay = min(delay * 2, MAX_BACKOFF_S)
         except Exception as exc:
             _log.error("worker_bug_exiting", step=what, error=type(exc).__name__)
-            os._exit(EXIT_BUG)
+            faustpatch.exit_now()

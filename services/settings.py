@@ -51,6 +51,9 @@ class Settings(BaseSettings):
         default="auto", description="auto: console on a terminal, JSON lines otherwise."
     )
     log_level: str = Field(default="INFO")
+    stall_after_s: float = Field(default=60.0, gt=0, description=(
+        "A worker whose agent sat idle this long while records waited on a partition it owns exits"
+        " (code 70) for its supervisor to restart it: a consumer that stopped fetching is never silent."))
 
     @property
     def kafka_dir(self) -> Path:

@@ -2,17 +2,16 @@
 
 If a broker already answers (``HERSTELBUS_BOOTSTRAP_SERVERS``, or the local default port), tests
 use it; otherwise the session starts a fresh one from the project's pinned jars on free ports
-and stops it at the end. Topics in tests get unique names, so a shared broker is safe.
+and stops it at the end. Topic names are fixed (the product's own), so a broker holds the records of
+every test that ran on it: tests match records by event id or position, never by "all of them".
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -20,7 +19,6 @@ from herstelbus.devkafka import LocalBroker
 from herstelbus.devkafka.probe import cluster_info
 from herstelbus.settings import Settings, get_settings
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -49,8 +47,8 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaUnderTest]:
     elif cluster_info(base.bootstrap, timeout_s=2.0) is not None:
         bootstrap = base.bootstrap
     else:
-        data_dir = REPO / ".herstelbus" / "test"
-        shutil.rmtree(data_dir / "kafka", ignore_errors=True)
+        # Per session (pytest keeps the last three, logs included): sessions may run side by side.
+        data_dir = tmp_path_factory.mktemp("broker")
         settings = Settings(data_dir=data_dir, cache_dir=cache_dir, kafka_port=free_port(),
                             kafka_controller_port=free_port())
         broker = LocalBroker(settings)

@@ -33,7 +33,7 @@ from herstelbus.core.routing import KafkaRef, deadletter_record
 from herstelbus.core.gemeenten import gemeenten_vanaf
 from herstelbus.core.topology import AUDIT, DEADLETTER, STATUS, UNROUTABLE, gemeente_acks_topic
 from herstelbus.errors import HerstelbusError
-from herstelbus.faustkit import TRANSIENT, make_app, retry_or_exit
+from herstelbus.faustkit import TRANSIENT, Progress, make_app, retry_or_exit, watch_progress
 from herstelbus.logs import get_logger
 from herstelbus.settings import Settings
 
@@ -177,23 +177,27 @@ def _where(bron: KafkaRef) -> str:
 
 def create_app(settings: Settings, acks_settings: AcksSettings | None = None) -> faust.App:
     acks_settings = acks_settings or AcksSettings()
-    app = make_app(APP_ID, settings, key_serializer="raw", value_serializer="raw")
-    status = app.topic(STATUS, key_serializer="raw", value_serializer="raw")
     # An explicit list: faust-streaming 0.15 never subscribes a topic pattern (tried: the consumer
     # joins with the other topics only). Gemeenten that exist today or later; a restart picks up new ones.
-    acks = app.topic(*(gemeente_acks_topic(g.code) for g in gemeenten_vanaf(date.today())),
-                     key_serializer="raw", value_serializer="raw")
+    ack_topics = [gemeente_acks_topic(g.code) for g in gemeenten_vanaf(date.today())]
+    app = make_app(APP_ID, settings, strict_topics=[STATUS, *ack_topics], key_serializer="raw", value_serializer="raw")
+    status = app.topic(STATUS, key_serializer="raw", value_serializer="raw")
+    acks = app.topic(*ack_topics, key_serializer="raw", value_serializer="raw")
     relay = Relay(app, acks_settings, AcksStore.from_settings(acks_settings))  # fails closed at start
+    progress = Progress()
+    watch_progress(app, [STATUS, *ack_topics], progress, settings.stall_after_s)
 
     @app.agent(status)
     async def receipts(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            await relay.on_status(event.message)
+            with progress.batch():
+                await relay.on_status(event.message)
 
     @app.agent(acks)
     async def bevestigingen(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            await relay.on_ack(event.message)
+            with progress.batch():
+                await relay.on_ack(event.message)
 
     @app.timer(acks_settings.acks_overdue_interval_s)
     async def overdue() -> None:

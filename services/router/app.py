@@ -22,7 +22,7 @@ import faust
 from herstelbus.core import routing as r
 from herstelbus.core.contracts import source_urn
 from herstelbus.core.topology import INGEST, ROUTER_APP_ID
-from herstelbus.faustkit import MAX_BACKOFF_S, make_app, retry_or_exit, table_writes_for
+from herstelbus.faustkit import MAX_BACKOFF_S, Progress, make_app, retry_or_exit, table_writes_for, watch_progress
 from herstelbus.keystore.errors import KeyConflict, KeystoreUnavailable, SubjectErasedWrite
 from herstelbus.keystore.store import ExchangeWriter, KeyStore
 from herstelbus.logs import get_logger
@@ -221,7 +221,7 @@ def _log_routed(bron: r.KafkaRef, plan: Plan, receipt: Any) -> None:
 def create_app(settings: Settings, router_settings: RouterSettings | None = None) -> faust.App:
     router_settings = router_settings or RouterSettings()
     # Raw bytes everywhere (tables too): the contracts encode, faust only carries.
-    app = make_app(ROUTER_APP_ID, settings, topic_partitions=settings.ingest_partitions,
+    app = make_app(ROUTER_APP_ID, settings, strict_topics=INGEST, topic_partitions=settings.ingest_partitions,
                    key_serializer="raw", value_serializer="raw")
     ingest = app.topic(*INGEST, key_serializer="raw", value_serializer="raw")
     # key_type/value_type bytes: faust then (de)serialises the changelog as raw bytes; without it
@@ -231,6 +231,8 @@ def create_app(settings: Settings, router_settings: RouterSettings | None = None
     betrokken = app.Table("betrokken", default=None, partitions=settings.ingest_partitions,
                           key_type=bytes, value_type=bytes)
     state: dict[str, Router] = {}
+    progress = Progress()
+    watch_progress(app, INGEST, progress, settings.stall_after_s)
 
     @app.agent(ingest)
     async def route(stream: faust.StreamT) -> None:
@@ -238,6 +240,7 @@ def create_app(settings: Settings, router_settings: RouterSettings | None = None
         # take_events acknowledges a batch only after this loop body has routed all of it.
         async for events in stream.take_events(router_settings.batch_size,
                                                within=router_settings.batch_wait_ms / 1000):
-            await router.handle_batch(list(events))
+            with progress.batch():
+                await router.handle_batch(list(events))
 
     return app

@@ -1,5 +1,10 @@
-"""The router started onto a backlog (as after an outage): a synthetic batch for all 342 gemeenten
-is published first, then the router starts, recovers its tables and routes it in batches.
+"""The router restarted onto a backlog (as after an outage): a router runs and commits offsets, stops,
+a synthetic batch for all 342 gemeenten is published, then the router starts again, recovers its
+tables and routes the backlog in batches.
+
+This found faust 0.15.3 resuming the stream partitions before seeking them, so records fetched in
+between were thrown away and committed as a gap (about one run in two lost hundreds of records);
+herstelbus.faustpatch guards against it.
 
 Every input position gets exactly one receipt, and every routing-memory entry is written to the
 changelog partition of the event it came from (the tables are co-partitioned with the ingest
@@ -37,15 +42,18 @@ def test_a_backlog_gets_exactly_one_receipt_per_record_and_memory_stays_on_its_p
     # A new seed per run: the topics (fixed names) may already hold an earlier run's events, and
     # the same events again would only be duplicates. The seed is in the failure messages.
     seed = random.randrange(1 << 30)
-    records = []
-    for event in generate(EVENTS, seed=seed):
-        try:
-            records.append(contracts.parse_json_event(event))
-        except contracts.InvalidEvent:
-            pass  # UHT's publisher refuses it; not the router's concern
-    positions = set(publish(kafka.bootstrap, records))
-
     log = tmp_path / "router.log"
+
+    # The earlier run: its consumer group commits offsets, as a router that ran before the outage.
+    earlier = set(publish(kafka.bootstrap, _valid(generate(30, seed=seed + 1))))
+    proc = start_router(world, log)
+    try:
+        read_until(kafka.bootstrap, STATUS, lambda seen: {bron_of(contracts.decode(m.value)[1]) for m in seen} >= earlier,
+                   timeout=120)
+    finally:
+        assert stop(proc, timeout_s=30) == 0, log.read_text(errors="replace")[-4000:]
+
+    positions = set(publish(kafka.bootstrap, _valid(generate(EVENTS, seed=seed))))
     proc = start_router(world, log, wait_ready=False)  # the backlog is there while faust recovers
     try:
         def complete(seen: list) -> bool:
@@ -75,3 +83,13 @@ def test_a_backlog_gets_exactly_one_receipt_per_record_and_memory_stays_on_its_p
     misplaced = [(m.partition, contracts.decode(m.value)[1]["bron"]) for m in changelog
                  if m.partition != contracts.decode(m.value)[1]["bron"]["partition"]]
     assert not misplaced, misplaced[:5]
+
+
+def _valid(events) -> list:
+    records = []
+    for event in events:
+        try:
+            records.append(contracts.parse_json_event(event))
+        except contracts.InvalidEvent:
+            pass  # UHT's publisher refuses it; not the router's concern
+    return records
