@@ -194,7 +194,7 @@ def _print_smoke(count: int) -> None:
 
 @main.group()
 def dev() -> None:
-    """The whole exchange on this machine: broker, topics, keys, key store and router."""
+    """The whole exchange on this machine: broker, topics, keys, key store, router, acks relay."""
 
 
 @dev.command("up")
@@ -208,7 +208,7 @@ def dev_up() -> None:
 
 @dev.command("down")
 def dev_down() -> None:
-    """Stop the router, the key store and the broker that `dev up` started."""
+    """Stop the acks relay, the router, the key store and the broker that `dev up` started."""
     from herstelbus.devstack import DevStack
 
     for line in DevStack(get_settings()).down():
@@ -220,7 +220,8 @@ def dev_down() -> None:
 @click.option("--seed", default=1, show_default=True)
 @click.option("--keep", is_flag=True, help="Leave the dev stack running afterwards.")
 def demo(count: int, seed: int, keep: bool) -> None:
-    """The real flow: dev stack up, a synthetic batch published and routed, a summary of every receipt."""
+    """The real flow: dev stack up, a synthetic batch published and routed, a summary of every receipt;
+    gemeente connectors consume and acknowledge, and `herstelbus status` shows it."""
     from herstelbus import demo as run_demo
     from herstelbus.devstack import DevStack
 
@@ -236,6 +237,7 @@ def demo(count: int, seed: int, keep: bool) -> None:
 
             summary = run_demo.run(settings.bootstrap, count, seed, progress)
         click.echo(run_demo.render(summary, stack.home / "demo-per-gemeente.csv"))
+        run_demo.gemeenten(stack, summary, stack.home / "demo-jsonl", click.echo)
     finally:
         if not keep:
             for line in stack.down():

@@ -1,9 +1,10 @@
 """``herstelbus dev up|down``: the whole exchange on one machine, for the demo and for trying it out.
 
 The pinned broker, every topic, the exchange's secrets and a key pair per gemeente (all under
-``<data dir>/dev``, private keys 0600), the key store API and the router as background processes.
-The gemeenten' private keys are here only because this is a single-machine demo: in reality each
-gemeente generates its own and only its public key reaches the exchange.
+``<data dir>/dev``, private keys 0600), the key store API, the router and the acknowledgement relay
+as background processes. The gemeenten' private keys are here only because this is a
+single-machine demo: in reality each gemeente generates its own and only its public key reaches the
+exchange. :meth:`DevStack.gemeente_env` is what a gemeente connector needs against this stack.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -29,9 +31,11 @@ from herstelbus.settings import Settings
 from herstelbus.topics import provision, wanted_topics
 
 KEYSTORE_PORT = 8470
-SERVICES = ("keystore", "router")
-READY = {"keystore": "keystore_serving", "router": "Worker ready"}  # what each logs once it serves
+SERVICES = ("keystore", "router", "acks")  # started in this order, stopped in the reverse
+ARGV = {"keystore": ["keys", "serve", "--port", str(KEYSTORE_PORT)], "router": ["router"], "acks": ["acks"]}
+READY = {"keystore": "keystore_serving", "router": "Worker ready", "acks": "Worker ready"}  # logged once serving
 READY_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 30.0  # after SIGTERM; then SIGKILL
 
 
 class DevStackError(HerstelbusError):
@@ -46,6 +50,11 @@ class DevStack:
     def home(self) -> Path:
         return (self.settings.data_dir / "dev").resolve()
 
+    @property
+    def gemeente_key_dir(self) -> Path:
+        """Every gemeente's private key, ``GMxxxx.pem``: a connector's ``--key-dir`` (it takes its own)."""
+        return self.home / "gemeenten"
+
     def env(self) -> dict[str, str]:
         """What every process of the dev stack (and the demo) needs to find the rest."""
         return {
@@ -58,6 +67,21 @@ class DevStack:
             "HERSTELBUS_EXCHANGE_VERIFY_KEY_FILE": str(self.home / "signing.pub.pem"),
             "HERSTELBUS_LOG_FORMAT": "json",
         }
+
+    def gemeente_env(self, gemeentecode: str) -> dict[str, str]:
+        """What ``herstelbus gemeente consume`` needs against this stack: the broker, the exchange's
+        verify key, the key store API and a new bearer token for ``gemeentecode`` (earlier ones revoked)."""
+        from herstelbus.keystore.store import KeyAdmin, KeyStore
+
+        store = KeyStore.open(self.env()["HERSTELBUS_KEYSTORE_URL"])
+        try:
+            token = KeyAdmin(store).issue_token(gemeentecode, "herstelbus dev", replace=True)
+        finally:
+            store.close()
+        env = self.env()
+        return {k: env[k] for k in ("HERSTELBUS_BOOTSTRAP_SERVERS", "HERSTELBUS_EXCHANGE_VERIFY_KEY_FILE",
+                                    "HERSTELBUS_LOG_FORMAT")} | {
+            "HERSTELBUS_KEYSTORE_API": f"http://127.0.0.1:{KEYSTORE_PORT}", "HERSTELBUS_GEMEENTE_TOKEN": token}
 
     # -- up ---------------------------------------------------------------------------------------
     def up(self, on: date | None = None) -> list[str]:
@@ -107,8 +131,7 @@ class DevStack:
         pid_file = self.home / f"{name}.pid"
         if _running(pid_file):
             return "already running"
-        argv = [sys.executable, "-m", "herstelbus",
-                *(["keys", "serve", "--port", str(KEYSTORE_PORT)] if name == "keystore" else ["router"])]
+        argv = [sys.executable, "-m", "herstelbus", *ARGV[name]]
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         log_path = self.home / "logs" / f"{name}.log"
         ready_before = _count(log_path, READY[name])
@@ -131,14 +154,18 @@ class DevStack:
     # -- down -------------------------------------------------------------------------------------
     def down(self) -> list[str]:
         done = []
-        for name in reversed(SERVICES):
-            pid_file = self.home / f"{name}.pid"
-            pid = _running(pid_file)
+        stopping = []
+        for name in reversed(SERVICES):  # none needs another to stop: all are told at once
+            pid = _running(self.home / f"{name}.pid")
             if pid:
-                os.kill(pid, signal.SIGTERM)  # the router drains: its offsets are committed
-                _wait_gone(pid)
-                done.append(f"{name}: stopped")
-            pid_file.unlink(missing_ok=True)
+                os.kill(pid, signal.SIGTERM)  # the faust workers drain: their offsets are committed
+                stopping.append((name, pid))
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for name, pid in stopping:
+            killed = _wait_gone(pid, deadline)
+            done.append(f"{name}: stopped" + (f" (killed after {STOP_TIMEOUT_S:.0f}s)" if killed else ""))
+        for name in SERVICES:
+            (self.home / f"{name}.pid").unlink(missing_ok=True)
         stopped = LocalBroker(self.settings).down()
         done.append("kafka: stopped" if stopped else "kafka: was not started by herstelbus")
         return done
@@ -164,12 +191,31 @@ def _running(pid_file: Path) -> int | None:
     return pid if b"herstelbus" in cmdline else None
 
 
-def _wait_gone(pid: int, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+def _gone(pid: int) -> bool:
+    """``pid`` has exited. When this process started it (``herstelbus demo`` runs `up` and `down`)
+    it stays a zombie until reaped: reaped here, else every stop would wait for the deadline."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    except ChildProcessError:  # not our child: its parent (or init) reaps it
+        pass
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _wait_gone(pid: int, deadline: float) -> bool:
+    """Wait until ``pid`` is gone, SIGKILL it at ``deadline`` (monotonic); whether it had to be killed."""
+    while not _gone(pid):
+        if time.monotonic() >= deadline:
+            with suppress(ProcessLookupError):  # exited just now
+                os.kill(pid, signal.SIGKILL)
+            while not _gone(pid):
+                time.sleep(0.1)
+            return True
         time.sleep(0.2)
-    if Path(f"/proc/{pid}").exists():
-        os.kill(pid, signal.SIGKILL)
+    return False
 
 
 __all__ = ["DevStack", "DevStackError"]
