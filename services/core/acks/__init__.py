@@ -20,8 +20,8 @@ Decisions where the issue is silent:
   plaintext, so ``origineel`` is empty and ``sleutel_id`` is ``geen``: the record names the event
   (event_id, UHT's ingest position as ``bron``) and ops re-route it from UHT's source (UHT
   publishes it again with the right gemeentecode);
-- the ROUTED receipt does not say whether an overdracht is urgent: every overdracht gets the
-  non-urgent deadline until the receipt carries it (``Doel.urgent`` is ready for it).
+- an urgent overdracht's deadlines come from the ROUTED receipt's ``urgent`` (statusbericht v2);
+  a receipt from before v2 reads false, so it gets the non-urgent deadline.
 """
 
 from .berichten import COMPONENT, audit_record, overdue_status, relay_status, unroutable_for_ops

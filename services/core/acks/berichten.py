@@ -29,6 +29,7 @@ def _status(doel: Doel, status: str, *, status_id: str, at: datetime, reden: str
         "gemeentecode": doel.gemeentecode,
         "ack_id": ack_id,
         "geminimaliseerd": False,
+        "urgent": doel.urgent,
         "doelen": [],
         "at": at,
         "bron": None if bron is None else bron.as_record(),

@@ -29,7 +29,7 @@ class Doel:
     event_type: str  # OVERDRACHT | PAUZEKNOP | ERKENNING
     routed_at: datetime
     state: str = ROUTED
-    urgent: bool = False  # not in the ROUTED receipt yet: see the package docstring
+    urgent: bool = False  # an urgent overdracht: the urgent deadlines apply
     ack_ids: frozenset[str] = frozenset()
     gemeld: frozenset[str] = frozenset()  # deadlines (target status) already notified as OVERDUE
     bron: KafkaRef | None = None  # where UHT's event was read (ingest)
@@ -45,6 +45,7 @@ def doelen_uit(receipt: Mapping[str, Any]) -> list[Doel]:
     bron = KafkaRef(b["topic"], b["partition"], b["offset"]) if b else None
     return [Doel(event_id=str(receipt["event_id"]), gemeentecode=d["gemeentecode"],
                  event_type=receipt["event_type"], routed_at=receipt["at"], bron=bron,
+                 urgent=bool(receipt.get("urgent")),
                  doel=KafkaRef(d["topic"], d["partition"], d["offset"]))
             for d in receipt.get("doelen") or []]
 

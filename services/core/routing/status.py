@@ -30,7 +30,7 @@ EVENTSOORT = {"overdracht": "OVERDRACHT", "pauzeknop": "PAUZEKNOP", "erkenning":
 
 def _receipt(record_type: str, event_id: uuid.UUID | str | None, status: str, *, bron: KafkaRef, at: datetime,
              reden: str | None = None, doel: KafkaRef | None = None, doelen: list[dict[str, Any]] | None = None,
-             geminimaliseerd: bool = False) -> dict[str, Any]:
+             geminimaliseerd: bool = False, urgent: bool = False) -> dict[str, Any]:
     if record_type not in EVENTSOORT:
         raise ValueError("not a routed event type")
     eid = None if event_id is None else str(event_id)
@@ -43,6 +43,7 @@ def _receipt(record_type: str, event_id: uuid.UUID | str | None, status: str, *,
         "gemeentecode": None,
         "ack_id": None,
         "geminimaliseerd": geminimaliseerd,
+        "urgent": urgent,
         "doelen": doelen or [],
         "at": at,
         "bron": bron.as_record(),
@@ -65,7 +66,7 @@ def routed_receipt(record_type: str, event_id: uuid.UUID | str, besluit: Routed,
         **geschreven[t.gemeentecode].as_record(),
     } for t in besluit.targets]
     return _receipt(record_type, event_id, ROUTED, bron=bron, at=at, reden=besluit.unroutable_primary,
-                    doelen=doelen, geminimaliseerd=besluit.geminimaliseerd)
+                    doelen=doelen, geminimaliseerd=besluit.geminimaliseerd, urgent=besluit.urgent)
 
 
 def invalid_receipt(record_type: str, event_id: uuid.UUID | str | None, reden: str, *, bron: KafkaRef,

@@ -134,6 +134,8 @@ def test_doelen_from_a_routed_receipt() -> None:
         (GM, "PAUZEKNOP", ROUTED, EVENT), ("GM0599", "PAUZEKNOP", ROUTED, EVENT)]
     assert got[1].doel == KafkaRef("u", 0, 2)
     assert doelen_uit({**receipt, "status": "ONTVANGEN"}) == []
+    assert {d.urgent for d in got} == {False}  # a receipt from before statusbericht v2
+    assert {d.urgent for d in doelen_uit({**receipt, "urgent": True})} == {True}
 
 
 def test_accepted_status_never_carries_the_toelichting() -> None:

@@ -61,6 +61,15 @@ def test_minimised_overdracht_says_so() -> None:
     assert on_the_wire(receipt)["geminimaliseerd"] is True
 
 
+def test_urgent_overdracht_says_so_for_its_deadlines() -> None:
+    besluit = decide("overdracht", event("overdracht", urgentie={"urgent": True, "reden": "DREIGENDE_HUISUITZETTING"}), on=ON)
+    receipt = routed_receipt("overdracht", EID, besluit, {"GM0363": KafkaRef("gemeente.GM0363.events.v1", 0, 5)},
+                             bron=KafkaRef("uht.overdracht.v1", 0, 9), at=NOW)
+    assert on_the_wire(receipt)["urgent"] is True
+    _, other = _routed()
+    assert on_the_wire(other)["urgent"] is False
+
+
 def test_routed_receipt_needs_a_position_for_every_target() -> None:
     besluit, _ = _routed()
     with pytest.raises(ValueError):
