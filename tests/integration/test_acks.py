@@ -31,9 +31,9 @@ NOW = dt.datetime.now(dt.timezone.utc)
 FAR = 10**15 + uuid.uuid4().int % 10**12
 
 
-def _receipt(event_id: str, event_type: str, gm: str, offset: int) -> dict:
+def _receipt(event_id: str, event_type: str, gm: str, offset: int, urgent: bool = False) -> dict:
     return {"status_id": str(uuid.uuid4()), "event_id": event_id, "event_type": event_type, "status": "ROUTED",
-            "reden": None, "gemeentecode": None, "ack_id": None, "geminimaliseerd": False,
+            "reden": None, "gemeentecode": None, "ack_id": None, "geminimaliseerd": False, "urgent": urgent,
             "doelen": [{"gemeentecode": gm, "reden": "WOONGEMEENTE", "oorspronkelijke_gemeentecode": None,
                         "opvolger_gemeentecode": None, "topic": gemeente_events_topic(gm), "partition": 0,
                         "offset": offset}],
@@ -74,13 +74,14 @@ def test_acks_relay(kafka, tmp_path) -> None:
     (tmp_path / "ops.pub.pem").write_bytes(public_key_to_pem(ops.public_key()))
     env = {**kafka.env, "HERSTELBUS_DATA_DIR": str(tmp_path / "data"),
            "HERSTELBUS_OPS_PUBLIC_KEY_FILE": str(tmp_path / "ops.pub.pem"),
-           "HERSTELBUS_ACKS_TERMIJNEN": "ERKENNING=VERWERKT/2s", "HERSTELBUS_ACKS_OVERDUE_INTERVAL_S": "0.5",
+           "HERSTELBUS_ACKS_TERMIJNEN": "ERKENNING=VERWERKT/2s,OVERDRACHT:URGENT=ONTVANGEN/2s", "HERSTELBUS_ACKS_OVERDUE_INTERVAL_S": "0.5",
            "HERSTELBUS_ACKS_GRACE_S": "2"}
-    a, b, c, d = (str(uuid.uuid4()) for _ in range(4))
+    a, b, c, d, e = (str(uuid.uuid4()) for _ in range(5))
     _send(kafka.bootstrap, [(STATUS, "statusbericht", _receipt(a, "OVERDRACHT", GM, 1)),
                             (STATUS, "statusbericht", _receipt(b, "OVERDRACHT", ANDER, 2)),
                             (STATUS, "statusbericht", _receipt(c, "OVERDRACHT", GM, 3)),
-                            (STATUS, "statusbericht", _receipt(d, "ERKENNING", GM, 4))])
+                            (STATUS, "statusbericht", _receipt(d, "ERKENNING", GM, 4)),
+                            (STATUS, "statusbericht", _receipt(e, "OVERDRACHT", GM, 5, urgent=True))])
     log = tmp_path / "acks.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "herstelbus", "acks"], env=env, stdout=out,
@@ -96,8 +97,9 @@ def test_acks_relay(kafka, tmp_path) -> None:
         def relays(records: list[dict]) -> set:
             return {(str(r["event_id"]), r["status"]) for r in records if r["status"] != "ROUTED"}
 
-        wanted = {(a, "ONTVANGEN"), (a, "VERWERKT"), (c, "GEWEIGERD"), (d, "OVERDUE")}
-        statuses = _records(kafka.bootstrap, STATUS, {a, b, c, d}, lambda rs: relays(rs) >= wanted)
+        # e: an urgent overdracht nobody acknowledged (its urgent deadline here 2 s).
+        wanted = {(a, "ONTVANGEN"), (a, "VERWERKT"), (c, "GEWEIGERD"), (d, "OVERDUE"), (e, "OVERDUE")}
+        statuses = _records(kafka.bootstrap, STATUS, {a, b, c, d, e}, lambda rs: relays(rs) >= wanted)
         assert relays(statuses) >= wanted, log.read_text()[-3000:]
         for r in statuses:
             if r["status"] != "ROUTED":
@@ -111,9 +113,12 @@ def test_acks_relay(kafka, tmp_path) -> None:
         assert held["reden"] == "NIET_ONZE_INWONER" and held["component"] == "acks"
 
         time.sleep(3)  # several more overdue checks: still one notice
-        statuses = _records(kafka.bootstrap, STATUS, {a, b, c, d}, lambda rs: len(relays(rs)) >= 4)
+        statuses = _records(kafka.bootstrap, STATUS, {a, b, c, d, e}, lambda rs: len(relays(rs)) >= 5)
         assert [r["reden"] for r in statuses if str(r["event_id"]) == d and r["status"] == "OVERDUE"] == [
             "VERWERKT_TE_LAAT"]
+        [urgent_overdue] = [r for r in statuses if str(r["event_id"]) == e and r["status"] == "OVERDUE"]
+        assert (urgent_overdue["reden"], urgent_overdue["urgent"]) == ("ONTVANGEN_TE_LAAT", True)
+        assert not [r for r in statuses if str(r["event_id"]) in (a, c) and r["status"] == "OVERDUE"]
         assert not [r for r in statuses if str(r["event_id"]) == b and r["status"] != "ROUTED"]
         assert "geheim" not in log.read_text()
 
@@ -121,6 +126,6 @@ def test_acks_relay(kafka, tmp_path) -> None:
                                capture_output=True, text=True, check=True)
         [row] = json.loads(shown.stdout)
         assert row["gemeentecode"] == GM and row["routed"] >= 3
-        assert row["verwerkt"] >= 1 and row["geweigerd"] >= 1 and row["overdue"] >= 1
+        assert row["verwerkt"] >= 1 and row["geweigerd"] >= 1 and row["overdue"] >= 2
     finally:
         stop(proc)
