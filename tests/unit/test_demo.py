@@ -94,7 +94,7 @@ def test_dev_stack_runs_the_acks_relay_after_the_router() -> None:
 
 
 def test_gemeente_env_has_a_working_setup_for_a_connector(tmp_path: Path) -> None:
-    stack = DevStack(Settings(data_dir=tmp_path, kafka_port=19092))
+    stack = DevStack(Settings(data_dir=tmp_path, kafka_port=19092, bootstrap_servers=""))  # not the suite's broker
     stack.home.mkdir(parents=True)
     env = stack.gemeente_env("GM0363")
     assert env["HERSTELBUS_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092"
