@@ -5,8 +5,9 @@ Defaults (configurable, ``parse_termijnen``):
 - other overdracht: ONTVANGEN within 2 working days;
 - pauzeknop: VERWERKT within 5 working days;
 - erkenning: VERWERKT within 10 working days.
-Working days are Monday to Friday in Europe/Amsterdam; Dutch public holidays are not counted as
-such (no holiday library is installed), so a deadline over Koningsdag falls a day early.
+Working days are Monday to Friday in Europe/Amsterdam except the Dutch public holidays as the
+``holidays`` package lists them (Nieuwjaarsdag, Goede Vrijdag, Pasen, Koningsdag, Bevrijdingsdag in
+lustrum years, Hemelvaart, Pinksteren, Kerst).
 A deadline is met by its status or any later one (GEWEIGERD is an answer too).
 """
 
@@ -19,10 +20,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import holidays
+
 from .berichten import overdue_status
 from .staat import GEWEIGERD, ONTVANGEN, VERWERKT, Doel
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+FEESTDAGEN = holidays.country_holidays("NL")  # fills in each year on first lookup
 _GEHAALD = {ONTVANGEN: {ONTVANGEN, VERWERKT, GEWEIGERD}, VERWERKT: {VERWERKT, GEWEIGERD}}
 
 
@@ -49,13 +53,14 @@ DEFAULT_TERMIJNEN: dict[tuple[str, bool], Termijn] = {
 
 
 def plus_werkdagen(start: datetime, n: int) -> datetime:
-    """``start`` moved ``n`` working days on, same time of day (Amsterdam); a weekend start counts
-    from Monday: Friday 10:00 + 2 -> Tuesday 10:00, Saturday 10:00 + 1 -> Monday 10:00."""
+    """``start`` moved ``n`` working days on, same time of day (Amsterdam); a weekend or holiday
+    start counts from the next working day: Friday 10:00 + 2 -> Tuesday 10:00, Saturday 10:00 + 1 ->
+    Monday 10:00; Friday 24 April 2026 + 1 -> Tuesday 28 April (Koningsdag the 27th)."""
     local = start.astimezone(AMSTERDAM)
     day = local.date()
     while n > 0:
         day += timedelta(days=1)
-        if day.weekday() < 5:
+        if day.weekday() < 5 and day not in FEESTDAGEN:
             n -= 1
     return datetime.combine(day, local.timetz().replace(tzinfo=None), AMSTERDAM).astimezone(start.tzinfo)
 

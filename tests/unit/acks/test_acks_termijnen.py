@@ -29,6 +29,10 @@ def doel(event_type: str = "OVERDRACHT", routed_at: datetime = datetime(2025, 3,
     (datetime(2025, 3, 9, 9, tzinfo=UTC), 5, datetime(2025, 3, 14, 9, tzinfo=UTC)),  # Sun -> Fri
     (datetime(2025, 3, 3, 9, tzinfo=UTC), 10, datetime(2025, 3, 17, 9, tzinfo=UTC)),  # two weeks
     (datetime(2025, 3, 3, 9, tzinfo=UTC), 0, datetime(2025, 3, 3, 9, tzinfo=UTC)),
+    (datetime(2026, 4, 24, 9, tzinfo=UTC), 1, datetime(2026, 4, 28, 9, tzinfo=UTC)),  # Fri -> Tue: Koningsdag
+    (datetime(2026, 12, 24, 9, tzinfo=UTC), 2, datetime(2026, 12, 29, 9, tzinfo=UTC)),  # over both Kerstdagen
+    (datetime(2025, 5, 2, 9, tzinfo=UTC), 2, datetime(2025, 5, 7, 9, tzinfo=UTC)),  # Bevrijdingsdag 2025 (lustrum)
+    (datetime(2026, 5, 13, 9, tzinfo=UTC), 1, datetime(2026, 5, 15, 9, tzinfo=UTC)),  # Hemelvaartsdag
 ])
 def test_working_days(start, n, end) -> None:
     assert plus_werkdagen(start, n) == end
