@@ -10,9 +10,9 @@
             consumer.commit(batch)                 # only now
 
 Modules: ``sdk`` (Kafka consumer), ``openen`` (one batch: verify, fetch keys, open), ``sleutelkluis``
-(key store HTTP client), ``resultaat`` (typed results, refusal codes), ``volgorde`` (sequence order,
-gaps), ``sinks`` / ``jsonl`` / ``sqlsink`` / ``webhook`` (sinks), ``bevestiging`` (acks), ``verwerking``
-(the CLI's loop).
+(key store HTTP client), ``resultaat`` (typed results, refusal codes), ``volgorde`` (sequence order
+and gaps, per dossier), ``sinks`` / ``jsonl`` / ``sqlsink`` / ``webhook`` (sinks), ``bevestiging``
+(acks), ``verwerking`` (the CLI's loop).
 Importing this package loads no Kafka client; ``GemeenteConsumer`` does when constructed.
 """
 
@@ -20,10 +20,10 @@ from .resultaat import ONLEESBAAR, Geopend, Geweigerd, Opened, Positie, Refused,
 from .sdk import Batch, ConfigFout, GemeenteConsumer
 from .sinks import Schrijfverslag, Sink, SinkFout, open_sink
 from .sleutelkluis import Sleutelkluis, SleutelkluisFout
-from .volgorde import Gat, Volgorde, orden
+from .volgorde import Gat, Volgorde, orden, reekssleutel
 
 __all__ = [
     "ONLEESBAAR", "Batch", "ConfigFout", "Gat", "GemeenteConsumer", "Geopend", "Geweigerd", "Opened", "Positie",
     "Refused", "RefusalCode", "Resultaat", "Schrijfverslag", "Sink", "SinkFout", "Sleutelkluis", "SleutelkluisFout",
-    "Volgorde", "Weigercode", "open_sink", "orden",
+    "Volgorde", "Weigercode", "open_sink", "orden", "reekssleutel",
 ]

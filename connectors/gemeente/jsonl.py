@@ -4,7 +4,9 @@ Keys: ``event_id``, ``type``, ``gemeentecode``, ``subject``, ``routing_reason``,
 ``data`` (the opened event in the contract's JSON form). Idempotent by ``event_id``: the ids
 already in the file are read at start. Durable: every ``schrijf`` is one append followed by
 ``fsync``, so committing the offsets after it is safe. A torn last line (a crash mid-append, never
-fsynced, so its offset was never committed) is cut off at start and arrives again.
+fsynced, so its offset was never committed) is cut off at start and arrives again. Sequence state
+(the last volgnummer per dossier) is rebuilt at start from each line's ``gemeentecode`` and
+``data.dossiernummer``; nothing beyond the lines is stored.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from .resultaat import Geopend
 from .sinks import Schrijfverslag, SinkFout
-from .volgorde import Volgorde
+from .volgorde import Volgorde, reekssleutel
 
 
 def regel(event: Geopend) -> dict[str, Any]:
@@ -57,12 +59,13 @@ class JsonlSink:
             try:
                 obj = json.loads(line)
                 event_id, subject, sequence = obj["event_id"], obj["subject"], obj["sequence"]
+                reeks = reekssleutel(obj["gemeentecode"], obj["data"]["dossiernummer"])
             except (ValueError, KeyError, TypeError):
                 # not ours to repair: the line number only (the line may hold personal data)
                 raise SinkFout(f"jsonl sink {self.path}: line {self._count_lines(goed) + 1} is not an event "
                                "object; fix or move the file") from None
             self.gezien.add(event_id)
-            self.volgorde.pas_toe(event_id, subject, sequence)
+            self.volgorde.pas_toe(event_id, subject, sequence, reeks=reeks)
             goed += len(line)
         if goed != self._fh.tell():
             self._fh.truncate(goed)
@@ -73,7 +76,7 @@ class JsonlSink:
         return self._fh.read(upto).count(b"\n")
 
     def schrijf(self, events: Sequence[Geopend]) -> Schrijfverslag:
-        nieuw, dubbel, gaten, lines = [], [], [], []
+        nieuw, dubbel, lines, volg = [], [], [], []
         for event in events:
             if event.event_id in self.gezien:
                 dubbel.append(event.event_id)
@@ -81,9 +84,7 @@ class JsonlSink:
             self.gezien.add(event.event_id)
             nieuw.append(event.event_id)
             lines.append(dump_regel(event))
-            gat = self.volgorde.pas_toe(event.event_id, event.subject, event.sequence)
-            if gat is not None:
-                gaten.append(gat)
+            volg.append((event.event_id, event.subject, event.sequence, event.reeks))
         if lines:
             try:
                 self._fh.write(("\n".join(lines) + "\n").encode("utf-8"))
@@ -92,6 +93,9 @@ class JsonlSink:
             except OSError as exc:
                 self.gezien.difference_update(nieuw)  # not durable: they must be written again
                 raise SinkFout(f"jsonl sink {self.path}: {exc.strerror or type(exc).__name__}") from None
+        # Sequence state only for what is durable: a failed write must not leave it advanced.
+        gaten = [gat for event_id, subject, sequence, reeks in volg
+                 if (gat := self.volgorde.pas_toe(event_id, subject, sequence, reeks=reeks)) is not None]
         return Schrijfverslag(tuple(nieuw), tuple(dubbel), tuple(gaten))
 
     def close(self) -> None:

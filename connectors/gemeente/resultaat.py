@@ -9,6 +9,7 @@ it may go into logs and into the acknowledgement's ``toelichting``). Pure: no Ka
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,23 @@ from herstelbus.core.privacy import (
 )
 
 ONLEESBAAR = "ONLEESBAAR"  # the contract's WeigerReden for every record that cannot be opened
+_REEKS_DOMEIN = b"herstelbus/gemeente/reeks/v1"
+
+
+def reekssleutel(gemeentecode: str, dossiernummer: str) -> str:
+    """The key of a dossier's volgnummer series at one gemeente: 32 hex characters, the first half
+    of SHA-256 over a fixed domain, ``gemeentecode`` and ``dossiernummer``.
+
+    Not a pseudonym: it is unkeyed, and dossiernummers are guessable (``UHT-2021-000123``), so
+    trying them reverses it. Treat it as the dossiernummer itself: in memory and in the sink's own
+    store beside ``data`` only, never in logs, ``Gat`` reports, errors or metrics. A digest rather
+    than the number so the plaintext is not copied into a second column (and its index or
+    statistics) of the sql sink; fixed width; one gemeente's keys do not match another's.
+    """
+    if not isinstance(gemeentecode, str) or not isinstance(dossiernummer, str) or not dossiernummer:
+        raise TypeError("reekssleutel: gemeentecode and dossiernummer must be non-empty strings")  # no value echoed
+    digest = hashlib.sha256(b"\0".join((_REEKS_DOMEIN, gemeentecode.encode(), dossiernummer.encode())))
+    return digest.hexdigest()[:32]
 
 
 class Weigercode(str, enum.Enum):
@@ -81,6 +99,12 @@ class Geopend:
     time: datetime | None
     positie: Positie
 
+    @property
+    def reeks(self) -> str:
+        """The series its ``sequence`` counts in: the dossier (``reekssleutel`` of ``gemeentecode``
+        and ``data["dossiernummer"]``). Personal data like the dossiernummer: never log it."""
+        return reekssleutel(self.gemeentecode, self.data["dossiernummer"])
+
     def json_data(self) -> dict[str, Any]:
         """``data`` in the contract's JSON form (the field names and formats of the JSON Lines input)."""
         return to_json(self.type, self.data, with_type=False)
@@ -109,4 +133,4 @@ Resultaat = Geopend | Geweigerd
 Opened, Refused, RefusalCode = Geopend, Geweigerd, Weigercode
 
 __all__ = ["ONLEESBAAR", "Geopend", "Geweigerd", "Opened", "Positie", "Refused", "RefusalCode", "Resultaat",
-           "Weigercode", "weigercode"]
+           "Weigercode", "reekssleutel", "weigercode"]

@@ -5,10 +5,10 @@
             sink.schrijf(batch.geopend)           # durable first ...
             consumer.commit(batch)                # ... then the offsets, never before
 
-``batch.resultaten`` holds every record of the poll, in topic order except that each subject's
-events are put in sequence order: ``Geopend`` or ``Geweigerd`` (with a ``Weigercode``); nothing is
-skipped. ``commit(batch)`` commits exactly up to that batch, so a crash before it means the batch is
-delivered again and the (idempotent) sink sees it twice, never zero times.
+``batch.resultaten`` holds every record of the poll, in topic order except that each dossier's
+events are put in sequence (volgnummer) order: ``Geopend`` or ``Geweigerd`` (with a ``Weigercode``);
+nothing is skipped. ``commit(batch)`` commits exactly up to that batch, so a crash before it means
+the batch is delivered again and the (idempotent) sink sees it twice, never zero times.
 
 Configuration from the environment: ``HERSTELBUS_KEYSTORE_API`` (key store base URL),
 ``HERSTELBUS_GEMEENTE_TOKEN`` (its bearer token), ``HERSTELBUS_EXCHANGE_VERIFY_KEY_FILE`` (the

@@ -1,13 +1,28 @@
 """``sql:URL``: events as rows of ``herstel_events`` in SQLite or PostgreSQL (SQLAlchemy Core).
 
 Columns: ``event_id``, ``type``, ``gemeentecode``, ``subject``, ``routing_reason``, ``sequence``,
-``data`` (the jsonl sink's ``data``: the event in the contract's JSON form, as JSON text) and
-``received_at``. Key: (``gemeentecode``, ``event_id``) — a pause fanned out to two gemeenten keeps
-its event_id, and they may share a database. Idempotent: each ``schrijf`` is one transaction of
-``INSERT ... ON CONFLICT DO NOTHING RETURNING event_id``, so the database itself tells new from
-already stored, also with several writers. Durable: the commit has returned (SQLite with
-``synchronous=FULL``, PostgreSQL with its default ``synchronous_commit``). Sequence state (the last
-sequence per subject) is read at start, as the jsonl sink does; ids stay in the database.
+``data`` (the jsonl sink's ``data``: the event in the contract's JSON form, as JSON text),
+``reeks`` and ``received_at``. Key: (``gemeentecode``, ``event_id``) — a pause fanned out to two
+gemeenten keeps its event_id, and they may share a database. Idempotent: each ``schrijf`` is one
+transaction of ``INSERT ... ON CONFLICT DO NOTHING RETURNING event_id``, so the database itself
+tells new from already stored, also with several writers. Durable: the commit has returned (SQLite
+with ``synchronous=FULL``, PostgreSQL with its default ``synchronous_commit``).
+
+Sequence state: volgnummer increases per dossier, so the last sequence per dossier is read at
+start (``max(sequence)`` grouped by ``reeks``), as the jsonl sink does; ids stay in the database.
+``reeks`` is ``resultaat.reekssleutel(gemeentecode, dossiernummer)``: an unkeyed digest, so as
+personal as the dossiernummer in ``data`` beside it (guessable numbers reverse it); it is stored
+so that no plaintext dossiernummer needs a column of its own, and it never leaves this table (a
+``Gat`` names event id and pseudonym only). Do not export or share it as if it were a pseudonym.
+
+Tables made before ``reeks`` existed (per-subject sequence state) are refused at start with a
+clear ``SinkFout``. Migrate such a table once, offline (``data`` holds the dossiernummer)::
+
+    ALTER TABLE herstel_events ADD COLUMN reeks VARCHAR(32);
+    -- then, in Python, for every row: reeks = reekssleutel(gemeentecode, json.loads(data)["dossiernummer"])
+
+or point ``--sink`` at a new database and reset the consumer group's offsets (only what the
+topic still retains arrives again).
 """
 
 from __future__ import annotations
@@ -19,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger, Column, DateTime, MetaData, String, Table, Text, create_engine, event, func, select,
+    BigInteger, Column, DateTime, MetaData, String, Table, Text, create_engine, event, func, inspect, select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
@@ -40,6 +55,8 @@ herstel_events = Table(
     Column("routing_reason", String(32), nullable=False),
     Column("sequence", BigInteger, nullable=False),
     Column("data", Text, nullable=False),  # personal data: the gemeente's own database only
+    Column("reeks", String(32), nullable=False,  # the sequence series: the dossier (reekssleutel)
+           comment="digest of gemeentecode+dossiernummer: personal data, reversible by guessing; never export"),
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
 _INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
@@ -84,15 +101,25 @@ class SqlSink:
         self.where = self.engine.url.render_as_string(hide_password=True)
         self._insert = _INSERT[self.engine.dialect.name]
         t = herstel_events
+        laatste: list[Any] = []
         try:
             with self.engine.begin() as conn:
                 metadata.create_all(conn, checkfirst=True)
-                laatste = conn.execute(select(t.c.subject, func.max(t.c.sequence))
-                                       .where(t.c.gemeentecode == gemeentecode).group_by(t.c.subject)).all()
+                present = {col["name"] for col in inspect(conn).get_columns(t.name)}
+                missing = [c.name for c in t.columns if c.name not in present]
+                if not missing:
+                    laatste = conn.execute(select(t.c.reeks, func.max(t.c.sequence))
+                                           .where(t.c.gemeentecode == gemeentecode).group_by(t.c.reeks)).all()
         except SQLAlchemyError as exc:
             self.engine.dispose()
             raise SinkFout(f"sql sink {self.where}: {type(exc).__name__}") from None
-        self.volgorde = Volgorde({subject: sequence for subject, sequence in laatste})
+        if missing or any(reeks is None for reeks, _ in laatste):
+            self.engine.dispose()
+            what = (f"has no column {', '.join(missing)} (made by an older herstelbus: sequence state per subject)"
+                    if missing else "has rows without reeks (an unfinished migration)")
+            raise SinkFout(f"sql sink {self.where}: table {t.name} {what}; migrate it as the docstring of "
+                           "herstelbus.connectors.gemeente.sqlsink says, or use a new database")
+        self.volgorde = Volgorde(dict(laatste))
 
     def schrijf(self, events: Sequence[Geopend]) -> Schrijfverslag:
         if not events:
@@ -103,7 +130,8 @@ class SqlSink:
             if e.event_id not in seen:  # twice in one batch: one row, the second is dubbel
                 seen.add(e.event_id)
                 line = regel(e)
-                rows.append({**line, "data": json.dumps(line["data"], ensure_ascii=False), "received_at": now})
+                rows.append({**line, "data": json.dumps(line["data"], ensure_ascii=False), "reeks": e.reeks,
+                             "received_at": now})
         stmt = self._insert(herstel_events).on_conflict_do_nothing().returning(herstel_events.c.event_id)
         try:
             with self.engine.begin() as conn:
@@ -115,7 +143,7 @@ class SqlSink:
             if e.event_id in stored:
                 stored.discard(e.event_id)
                 nieuw.append(e.event_id)
-                gat = self.volgorde.pas_toe(e.event_id, e.subject, e.sequence)
+                gat = self.volgorde.volg(e)
                 if gat is not None:
                     gaten.append(gat)
             else:

@@ -163,9 +163,9 @@ class WebhookSink:
 
     def schrijf(self, events: Sequence[Geopend]) -> Schrijfverslag:
         gaten = []
-        for event in events:  # in order: the SDK has put each subject's events in sequence
+        for event in events:  # in order: the SDK has put each dossier's events in sequence
             self._deliver(event)
-            gat = self.volgorde.pas_toe(event.event_id, event.subject, event.sequence)
+            gat = self.volgorde.volg(event)
             if gat is not None:
                 gaten.append(gat)
         # Without state the sink cannot tell new from redelivered: the receiver dedupes by id.

@@ -30,11 +30,18 @@ VECTOR = {"overdracht": "overdracht_volledig", "pauzeknop": "pauzeknop_start", "
 _BSNS = iter([b for b in (str(n) for n in range(999_991_000, 999_999_999)) if is_valid_bsn(b)])
 
 
+def dossier() -> str:
+    """A fresh fictional dossiernummer (unique across runs: a PostgreSQL test database may be reused)."""
+    return f"UHT-T-{uuid.uuid4().hex[:16]}"
+
+
 def event(record_type: str = "overdracht", bsn: str | None = None, **changes) -> dict:
-    """A fictional event for ``GM`` about a new person (a fresh 9999xxxxx BSN) unless told otherwise."""
+    """A fictional event for ``GM`` about a new person (a fresh 9999xxxxx BSN) in a new dossier unless
+    told otherwise (``dossiernummer=...``: volgnummer counts per dossier)."""
     obj = copy.deepcopy(json.loads((VECTORS / f"{VECTOR[record_type]}.json").read_text()))
     obj["persoon"]["bsn"] = bsn or next(_BSNS)
-    obj.update(event_id=str(uuid.uuid4()), gemeentecode=GM, **changes)
+    obj.update(event_id=str(uuid.uuid4()), gemeentecode=GM, dossiernummer=dossier())
+    obj.update(changes)
     return contracts.parse_json_event(obj, now=NOW)[1]
 
 

@@ -11,7 +11,7 @@ from herstelbus.connectors.gemeente.openen import Opener
 from herstelbus.connectors.gemeente.sinks import SinkFout, open_sink
 from herstelbus.core.contracts import to_json
 
-from .kit import GM, Exchange, event
+from .kit import GM, Exchange, event, geopend
 
 
 def _opened(n: int = 2, **changes):
@@ -60,18 +60,43 @@ def test_a_torn_last_line_is_cut_and_written_again(tmp_path) -> None:
         o.event_id for o in opened]
 
 
-def test_sequence_gap_is_reported_across_restarts(tmp_path) -> None:
+def test_sequence_gaps_per_dossier_across_restarts(tmp_path) -> None:
     ex = Exchange()
-    first = event("overdracht", volgnummer=1)
-    third = event("overdracht", bsn=first["persoon"]["bsn"], volgnummer=3)
+    ouder = event("overdracht", volgnummer=1)
+    d = ouder["dossiernummer"]
+    partner = event("pauzeknop", dossiernummer=d, volgnummer=2)
+    ouder3 = event("erkenning", bsn=ouder["persoon"]["bsn"], dossiernummer=d, volgnummer=3)
+    partner5 = event("pauzeknop", bsn=partner["persoon"]["bsn"], dossiernummer=d, volgnummer=5)
     opener = Opener(GM, ex.keyring(), ex.kluis)
     sink = JsonlSink(tmp_path, GM)
-    assert sink.schrijf(opener.open_batch([ex.message("overdracht", first)])).gaten == ()
+    assert sink.schrijf(opener.open_batch([ex.message("overdracht", ouder), ex.message("pauzeknop", partner)])
+                        ).gaten == ()  # two persons, one dossier: 1, 2
     sink.close()
+    sink = JsonlSink(tmp_path, GM)  # the dossier's last volgnummer comes back from the file
+    assert sink.schrijf(opener.open_batch([ex.message("erkenning", ouder3)])).gaten == ()
+    (gat,) = sink.schrijf(opener.open_batch([ex.message("pauzeknop", partner5)])).gaten
+    assert (gat.event_id, gat.subject, gat.verwacht, gat.gekregen, gat.soort) == (
+        str(partner5["event_id"]), ex.subject(partner5), 4, 5, "gat")
+    sink.close()
+    assert d not in repr(gat)
+
+
+def test_a_failed_write_leaves_the_sequence_state_as_it_was(tmp_path) -> None:
+    first = geopend(volgnummer=1)
+    second = geopend(dossiernummer=first.data["dossiernummer"], volgnummer=2)
     sink = JsonlSink(tmp_path, GM)
-    (gat,) = sink.schrijf(opener.open_batch([ex.message("overdracht", third)])).gaten
-    assert (gat.verwacht, gat.gekregen, gat.soort) == (2, 3, "gat")
+    sink.schrijf([first])
+    real, sink._fh = sink._fh, _Failing()
+    with pytest.raises(SinkFout):
+        sink.schrijf([second])
+    sink._fh = real
+    assert sink.schrijf([second]).gaten == ()  # written now, and still the next one: no te_laat
     sink.close()
+
+
+class _Failing:
+    def write(self, _data: bytes) -> None:
+        raise OSError(28, "No space left on device")
 
 
 def test_a_foreign_file_is_not_overwritten(tmp_path) -> None:

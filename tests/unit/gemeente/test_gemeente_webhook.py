@@ -84,3 +84,16 @@ def test_a_secret_is_required(monkeypatch) -> None:
     monkeypatch.setenv("HERSTELBUS_WEBHOOK_SECRET", "kort")
     with pytest.raises(SinkFout, match="at least 32"):
         WebhookSink("https://h/x", GM)
+
+
+def test_gaps_are_per_dossier_not_per_person() -> None:
+    sink = WebhookSink("https://h/x", GM, secret="s" * 32)
+    sink._post = lambda event_id, body: None  # delivery is test_webhook_sink's (integration) concern
+    ouder = geopend(volgnummer=1)
+    d, bsn = ouder.data["dossiernummer"], ouder.data["persoon"]["bsn"]
+    partner = geopend("pauzeknop", dossiernummer=d, volgnummer=2)
+    drie = geopend("pauzeknop", bsn, dossiernummer=d, volgnummer=3)
+    verslag = sink.schrijf([ouder, partner, drie, geopend("erkenning", bsn, dossiernummer=d, volgnummer=4)])
+    assert verslag.gaten == ()
+    (gat,) = sink.schrijf([geopend("pauzeknop", partner.data["persoon"]["bsn"], dossiernummer=d, volgnummer=6)]).gaten
+    assert (gat.subject, gat.verwacht, gat.gekregen, gat.soort) == (partner.subject, 5, 6, "gat")
