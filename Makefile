@@ -24,7 +24,7 @@ test-unit: venv
 	$(BIN)/pytest tests/unit
 
 bench: system-deps venv jars
-	@set -e; for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
+	@set -e; for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 # Java runs the broker, Maven fetches its pinned jars once. Installed with apt-get when missing
 # and we may (root, Debian); otherwise the message names what to install.

@@ -45,27 +45,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import math
 import os
-import platform
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results"
+import _kit
+
 GOAL_RATIO, GOAL_RATE, GOAL_P99_MS = 0.70, 10_000, 50.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 OIN = "00000001003214345000"
 WARMUP_EVENTS = 2_000  # per warm-up run, and before the latency run (every gemeente's first epoch)
 
@@ -97,12 +89,6 @@ def passthrough_worker(app_id: str, sink: str, acked: bool) -> None:
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class ProcMonitor(threading.Thread):
     """Samples a process' CPU ticks (all threads) every ``every`` seconds, with wall-clock time."""
 
@@ -114,19 +100,15 @@ class ProcMonitor(threading.Thread):
 
     def cpu(self) -> float | None:
         try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return _kit.cpu_seconds(self.pid)
         except OSError:
             return None
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
 
     def peak_rss_mb(self) -> float | None:
         try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
+            return _kit.peak_rss_mb(self.pid)
         except OSError:
             return None
-        return None
 
     def run(self) -> None:
         while not self._halt.is_set():
@@ -254,14 +236,7 @@ class Bench:
         names = {s.name for s in wanted}
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="herstelbus-bench")
         try:
-            present = names & set(admin.list_topics())
-            if present:
-                admin.delete_topics(sorted(present), timeout_ms=30_000)
-            deadline = time.monotonic() + 60
-            while names & set(admin.list_topics()):
-                if time.monotonic() > deadline:
-                    raise SystemExit("topics were not deleted within 60 s")
-                time.sleep(0.2)
+            _kit.delete_topics(admin, names)
             known = {g["group_id"] if isinstance(g, dict) else g[0] for g in admin.list_groups()}
             doomed = [ROUTER_APP_ID] if ROUTER_APP_ID in known else []
             for group, result in (admin.delete_groups(doomed) if doomed else {}).items():
@@ -327,7 +302,7 @@ class Bench:
     def start(self, cmd: list[str], env: dict, run_dir: Path) -> tuple[subprocess.Popen, ProcMonitor]:
         log = open(run_dir / "worker.log", "w")
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=REPO)
+                                cwd=_kit.REPO)
         log.close()
         mon = ProcMonitor(proc.pid)
         mon.start()
@@ -603,41 +578,11 @@ def main() -> None:
         passthrough_worker(*args.passthrough_worker, args.acked)
         return
 
-    from herstelbus.devkafka import LocalBroker
-    from herstelbus.settings import Settings
-
-    base = Settings()
     started_at, load_at_start = time.monotonic(), os.getloadavg()
-    broker = None
-    own_dir = None
-    if base.bootstrap_servers:
-        if not args.reset_topics_on_external_broker:
-            raise SystemExit(f"HERSTELBUS_BOOTSTRAP_SERVERS={base.bootstrap_servers}: this bench deletes and recreates "
-                             "the router's topics (uht.*, status, ops, table changelogs) and its consumer group there. "
-                             "Pass --reset-topics-on-external-broker if that broker is yours to wipe, "
-                             "or unset the variable to let the bench start its own broker.")
-        bootstrap = base.bootstrap_servers
-    else:
-        if "HERSTELBUS_DATA_DIR" in os.environ:
-            own_dir = (base.data_dir / "bench-router").resolve()
-        else:
-            own_dir = Path(tempfile.mkdtemp(prefix="herstelbus-bench-router-"))
-        ports = {} if "HERSTELBUS_KAFKA_PORT" in os.environ else {
-            "kafka_port": free_port(), "kafka_controller_port": free_port()}
-        settings = Settings(data_dir=own_dir, cache_dir=base.cache_dir.resolve(), **ports)
-        broker = LocalBroker(settings)
-        broker.down()  # a broker a crashed run of this bench left in its own dir
-        shutil.rmtree(settings.kafka_dir, ignore_errors=True)
-        t0 = time.monotonic()
-        bootstrap = broker.up().bootstrap
-        print(f"# broker started on {bootstrap} in {time.monotonic() - t0:.1f}s (data in {settings.kafka_dir})")
-
-    def on_term(*_):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    workdir = Path(tempfile.mkdtemp(prefix="herstelbus-bench-work-"))
-    try:
+    with (_kit.bench_broker(name="router",
+                            wipes="the router's topics (uht.*, status, ops, table changelogs) and its consumer group",
+                            reset_allowed=args.reset_topics_on_external_broker) as bootstrap,
+          _kit.work_dir(keep=args.keep_workdir, what="worker logs and key stores") as workdir):
         bench = Bench(args, bootstrap, workdir)
         bench.prepare()
         chosen = set(args.scenarios.split(","))
@@ -659,35 +604,15 @@ def main() -> None:
             for rep in range(1, reps + 1):
                 bench.throughput(scenario, rep, size)
         latency = bench.latency() if args.latency_rate > 0 and "latency" in chosen else None
-    finally:
-        if broker is not None:
-            broker.down()
-            shutil.rmtree(own_dir / "kafka" if "HERSTELBUS_DATA_DIR" in os.environ else own_dir,
-                          ignore_errors=True)
-        if args.keep_workdir:
-            print(f"# worker logs and key stores kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
 
     import faust
 
-    meta = {
-        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
-                   f"{os.sysconf('SC_PHYS_PAGES') * PAGE / 2**30:.0f} GiB, {platform.platform()}",
-        "python": platform.python_version(), "faust": faust.__version__,
-        "broker": "herstelbus LocalBroker (pinned Apache Kafka, KRaft, one node)" if broker else bootstrap,
-        "events": args.events, "repeats": args.repeats, "warmups": args.warmups,
-        "ingest_partitions": bench.settings.ingest_partitions,
-        "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg(),
-        "total_seconds": round(time.monotonic() - started_at, 1),
-    }
+    meta = _kit.run_meta(started_at, load_at_start, bootstrap, {"faust": faust.__version__},
+                         events=args.events, repeats=args.repeats, warmups=args.warmups,
+                         ingest_partitions=bench.settings.ingest_partitions)
     summary = summarise(bench.runs, latency, args, meta)
     print_table(summary)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"router-{dt.date.today().isoformat()}.json"
-    out.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    print(f"# written {out.relative_to(REPO)} (total {meta['total_seconds']:.0f}s)")
+    _kit.write_results("router", summary)
 
 
 if __name__ == "__main__":
