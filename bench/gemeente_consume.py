@@ -237,21 +237,24 @@ def start_keystore(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, st
         proc = subprocess.Popen([sys.executable, "-m", "herstelbus", "keys", "serve", "--port", str(port)],
                                 env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, cwd=_kit.REPO)
+    from herstelbus.processes import stop
+
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/v1/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return proc, base
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            from herstelbus.processes import stop
-
-            stop(proc, timeout_s=10)
-            raise SystemExit(f"keys serve did not answer; log: {log}")
-        time.sleep(0.1)
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/v1/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        return proc, base
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"keys serve did not answer; log: {log}")
+            time.sleep(0.1)
+    except BaseException:  # not answering, or SIGTERM/^C while waiting: never leave it running
+        stop(proc, timeout_s=10)
+        raise
 
 
 # -- one run ----------------------------------------------------------------------------------------
