@@ -65,6 +65,18 @@ def table_writes_for(event: faust.EventT) -> Iterator[None]:
         _current_event.reset(token)
 
 
+async def track_topics(app: faust.App, topics: Iterable[str]) -> None:
+    """Fetch the producer's metadata for ``topics`` once, before the first send. aiokafka refreshes
+    the metadata of every topic it tracks each time it meets a new one, so a router meeting 342
+    gemeente topics one by one stalled its sends for seconds (a p95 of 1.7 s at 300 events/s).
+    Only an optimisation: on failure the sends fetch what they need themselves."""
+    try:
+        client = app.producer._ensure_producer().client  # faust 0.15.3 on aiokafka 0.14 (pinned)
+        await asyncio.gather(*(client.add_topic(topic) for topic in topics))  # one update for all
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        _log.warning("topic_metadata_not_prefetched", error=type(exc).__name__)
+
+
 class Progress:
     """The agent's side of the stall watchdog: a batch in hand, and how many it finished."""
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from datetime import date
 from collections import Counter
 from typing import Any
 
@@ -21,8 +23,11 @@ import faust
 
 from herstelbus.core import routing as r
 from herstelbus.core.contracts import source_urn
-from herstelbus.core.topology import INGEST, ROUTER_APP_ID
-from herstelbus.faustkit import MAX_BACKOFF_S, Progress, make_app, retry_or_exit, table_writes_for, watch_progress
+from herstelbus.core.gemeenten import gemeenten_vanaf
+from herstelbus.core.topology import DEADLETTER, INGEST, ROUTER_APP_ID, STATUS, UNROUTABLE, gemeente_events_topic
+from herstelbus.faustkit import (
+    MAX_BACKOFF_S, Progress, make_app, retry_or_exit, table_writes_for, track_topics, watch_progress,
+)
 from herstelbus.keystore.errors import KeyConflict, KeystoreUnavailable, SubjectErasedWrite
 from herstelbus.keystore.store import ExchangeWriter, KeyStore
 from herstelbus.logs import get_logger
@@ -72,10 +77,13 @@ class Router:
 
     async def _round(self, events: list[Any]) -> list[Any]:
         """Route a prefix of ``events`` without repeated event ids; returns the rest."""
+        started = time.perf_counter()
         planned = await self._retry_keystore(lambda: self._plan_prefix(events))
+        timings = {"plan_ms": _ms_since(started)}
         if not planned:  # the first message repeats nothing in an empty batch: cannot happen
             raise AssertionError("empty round")
         rows = [k for _, _, plan in planned for k in plan.wrapped_keys]
+        started = time.perf_counter()
         try:
             if rows:
                 await self._retry_keystore(lambda: asyncio.to_thread(self.writer.put_wrapped_keys, rows))
@@ -83,24 +91,30 @@ class Router:
             for event, _, _ in planned:
                 await self.handle(event)
             return events[len(planned):]
-        await self._emit(planned)
+        timings["keys_ms"] = _ms_since(started)
+        await self._emit(planned, timings)
         return events[len(planned):]
 
-    async def _emit(self, planned: list[tuple[Any, r.KafkaRef, Plan]]) -> None:
+    async def _emit(self, planned: list[tuple[Any, r.KafkaRef, Plan]], timings: dict[str, float] | None = None) -> None:
         """Outputs (acknowledged), then receipts (acknowledged), then the tables, for planned
-        records whose key rows are durable."""
+        records whose key rows are durable. ``timings``: the earlier steps' milliseconds, logged."""
+        timings = dict(timings or {})
+        started = time.perf_counter()
         outs = [o for _, _, plan in planned for o in plan.outputs]
         written = iter(await self._retry("produce", lambda: self._send_all_outs(outs)))
+        timings["outputs_ms"] = _ms_since(started)
+        started = time.perf_counter()
         receipts = [plan.receipt([next(written) for _ in plan.outputs]) for _, _, plan in planned]
         receipt_outs = [self.pipeline.receipt_out(receipt) for receipt in receipts]
         await self._retry("receipt", lambda: self._send_all_outs(receipt_outs))
+        timings["receipts_ms"] = _ms_since(started)
         per_event = _log_each_event()
         for (event, bron, plan), receipt, receipt_out in zip(planned, receipts, receipt_outs, strict=True):
             self._remember(event, plan, receipt_out)
             if per_event:
                 _log_routed(bron, plan, receipt)
         log.info("batch_routed", events=len(planned), **Counter(rc["status"] for rc in receipts),
-                 first=_where(planned[0][1]), last=_where(planned[-1][1]))
+                 first=_where(planned[0][1]), last=_where(planned[-1][1]), **timings)
 
     def _plan_prefix(self, events: list[Any]) -> list[tuple[Any, r.KafkaRef, Plan]]:
         planned: list[tuple[Any, r.KafkaRef, Plan]] = []
@@ -203,6 +217,10 @@ def _headers(msg: Any) -> list:
     return list(msg.headers.items()) if isinstance(msg.headers, dict) else list(msg.headers or [])
 
 
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
 def _where(bron: r.KafkaRef) -> str:
     return f"{bron.topic}/{bron.partition}/{bron.offset}"
 
@@ -237,6 +255,8 @@ def create_app(settings: Settings, router_settings: RouterSettings | None = None
     @app.agent(ingest)
     async def route(stream: faust.StreamT) -> None:
         router = state.get("router") or state.setdefault("router", Router(app, router_settings, gezien, betrokken))
+        await track_topics(app, [STATUS, DEADLETTER, UNROUTABLE,
+                                 *(gemeente_events_topic(g.code) for g in gemeenten_vanaf(date.today()))])
         # take_events acknowledges a batch only after this loop body has routed all of it.
         async for events in stream.take_events(router_settings.batch_size,
                                                within=router_settings.batch_wait_ms / 1000):
