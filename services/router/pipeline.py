@@ -99,9 +99,12 @@ class Pipeline:
         if isinstance(besluit, r.Unroutable):
             return self._unroutable(record_type, event_id, besluit.reason, bron, key, value, headers, now)
         try:
-            return self._routed(record_type, record, event_id, besluit, keys[0], remembered, bron, now)
+            plan = self._routed(record_type, record, event_id, besluit, keys[0], remembered, bron, now)
         except KeyUnavailable:  # fail closed: no key for a target gemeente, nothing leaves unsealed
             return self._unroutable(record_type, event_id, GEEN_SLEUTEL, bron, key, value, headers, now)
+        if besluit.overgeslagen:  # routed, but an earlier involved gemeente cannot be reached: ops must know
+            plan.outputs.append(self._overgeslagen(record_type, event_id, besluit, bron, key, value, headers, now))
+        return plan
 
     # -- the three outcomes -------------------------------------------------------------------------
     def _routed(self, record_type: str, record: Mapping[str, Any], event_id: str, besluit: r.Routed,
@@ -131,19 +134,21 @@ class Pipeline:
         plan.memory = {k: after for k, v in remembered.items() if (after := r.remember(v, besluit.targets)) != v}
         return plan
 
-    def _sealed_original(self, context: str, key: bytes | None, value: bytes | None,
-                         headers: Headers) -> tuple[bytes, str]:
-        return seal_for_ops(frame_record(key, value, headers), self.ops_key, context)
+    def _to_ops(self, topic: str, out_key: bytes, draft: dict[str, Any], key: bytes | None, value: bytes | None,
+                headers: Headers, now: datetime) -> tuple[Out, dict[str, Any]]:
+        """``draft`` (a deadletter record) with the input sealed for ops, bound to its id; as an Out."""
+        origineel, key_id = seal_for_ops(frame_record(key, value, headers), self.ops_key, draft["deadletter_id"])
+        record = {**draft, "origineel": origineel, "sleutel_id": key_id}
+        return Out(topic, out_key, contracts.encode("deadletter", record),
+                   contracts.cloudevent_headers("deadletter", id=draft["deadletter_id"], source=self.source,
+                                                time=now)), record
 
     def dead_letter(self, record_type: str, event_id: str | None, fouten: list, bron: r.KafkaRef,
                      key: bytes | None, value: bytes | None, headers: Headers, now: datetime) -> Plan:
         # The dead letter's id is derived from the input position; seal the original bound to it.
         draft = r.deadletter_record(fouten, bron=bron, origineel=b"", sleutel_id="-", at=now,
                                     event_id=event_id, event_type=record_type)
-        origineel, key_id = self._sealed_original(draft["deadletter_id"], key, value, headers)
-        letter = {**draft, "origineel": origineel, "sleutel_id": key_id}
-        out = Out(DEADLETTER, draft["deadletter_id"].encode(), contracts.encode("deadletter", letter),
-                  contracts.cloudevent_headers("deadletter", id=draft["deadletter_id"], source=self.source, time=now))
+        out, letter = self._to_ops(DEADLETTER, draft["deadletter_id"].encode(), draft, key, value, headers, now)
         reden = letter["reden"]
         return Plan(record_type, event_id, outputs=[out], receipt=lambda written: r.invalid_receipt(
             record_type, event_id, reden, bron=bron, doel=written[0], at=now))
@@ -151,12 +156,15 @@ class Pipeline:
     def _unroutable(self, record_type: str, event_id: str, reason: str, bron: r.KafkaRef, key: bytes | None,
                     value: bytes | None, headers: Headers, now: datetime) -> Plan:
         draft = r.unroutable_record(record_type, event_id, reason, bron=bron, origineel=b"", sleutel_id="-", at=now)
-        origineel, key_id = self._sealed_original(draft["deadletter_id"], key, value, headers)
-        held = {**draft, "origineel": origineel, "sleutel_id": key_id}
-        out = Out(UNROUTABLE, event_id.encode(), contracts.encode("deadletter", held),
-                  contracts.cloudevent_headers("deadletter", id=draft["deadletter_id"], source=self.source, time=now))
+        out, held = self._to_ops(UNROUTABLE, event_id.encode(), draft, key, value, headers, now)
         return Plan(record_type, event_id, outputs=[out], receipt=lambda written: r.unroutable_receipt(
             record_type, event_id, held["reden"], bron=bron, doel=written[0], at=now))
+
+    def _overgeslagen(self, record_type: str, event_id: str, besluit: r.Routed, bron: r.KafkaRef,
+                      key: bytes | None, value: bytes | None, headers: Headers, now: datetime) -> Out:
+        draft = r.overgeslagen_record(record_type, event_id, besluit.overgeslagen, bron=bron, origineel=b"",
+                                      sleutel_id="-", at=now)
+        return self._to_ops(UNROUTABLE, event_id.encode(), draft, key, value, headers, now)[0]
 
     # -- the receipt ---------------------------------------------------------------------------------
     def receipt_out(self, receipt: Mapping[str, Any]) -> Out:

@@ -53,7 +53,7 @@ from .besluit import (
     decide,
     peildatum,
 )
-from .deadletter import deadletter_record, unroutable_record
+from .deadletter import OVERGESLAGEN, deadletter_record, overgeslagen_record, unroutable_record
 from .geheugen import eerder, memory_keys, remember
 from .refs import KafkaRef, idempotency_key
 from .status import (
@@ -77,5 +77,5 @@ __all__ = [
     "Decision", "KafkaRef", "Routed", "Target", "Unroutable",
     "deadletter_record", "decide", "duplicate_receipt", "eerder", "idempotency_key", "invalid_receipt",
     "memory_keys", "minimise", "peildatum", "prioriteit_headers", "remember", "repeat_receipt", "routed_receipt",
-    "routed_record", "unroutable_receipt", "unroutable_record",
+    "routed_record", "unroutable_receipt", "unroutable_record", "OVERGESLAGEN", "overgeslagen_record",
 ]

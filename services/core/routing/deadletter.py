@@ -90,6 +90,23 @@ def deadletter_record(fouten: Iterable[Fout], *, bron: KafkaRef, origineel: byte
                    origineel=origineel, sleutel_id=sleutel_id, at=at)
 
 
+# A routed event that could not reach every gemeente that should have it (rule 3).
+OVERGESLAGEN = "EERDER_BETROKKEN_OVERGESLAGEN"
+
+
+def overgeslagen_record(record_type: str, event_id: uuid.UUID | str, overgeslagen: Iterable[tuple[str, str]], *,
+                        bron: KafkaRef, origineel: bytes, sleutel_id: str, at: datetime,
+                        component: str = ROUTER) -> dict[str, Any]:
+    """For ``herstel.unroutable.v1``: an event that was routed, but not to these earlier involved
+    gemeenten (``(gemeentecode, reason)``, e.g. split since): a creditor that must pause or forgive
+    would otherwise silently miss it. Ops route it from ``origineel``; gemeentecodes are no
+    personal data, so they are in the paths."""
+    pairs = [(_code(reason), _pad(f"eerder_betrokken.{code}")) for code, reason in overgeslagen]
+    return _record("overgeslagen/v1", reden=OVERGESLAGEN, pairs=pairs, kop="eerder betrokken niet bereikt",
+                   event_id=event_id, event_type=record_type, component=component, bron=bron,
+                   origineel=origineel, sleutel_id=sleutel_id, at=at)
+
+
 def unroutable_record(record_type: str, event_id: uuid.UUID | str, reden: str, *, bron: KafkaRef, origineel: bytes,
                       sleutel_id: str, at: datetime, component: str = ROUTER) -> dict[str, Any]:
     """For ``herstel.unroutable.v1``: a valid event without a gemeente; ``reden`` from
