@@ -29,7 +29,8 @@ Decisions where the issue is silent:
 - no woongemeente but eerder betrokken gemeenten (pauzeknop, erkenning): routed to those; the
   receipt is ROUTED with ``reden`` = why there was no woongemeente;
 - eerder betrokken gemeenten are resolved again on the event date; one split since is skipped
-  (``Routed.overgeslagen``), never guessed;
+  (``Routed.overgeslagen``), never guessed, and ops get ``overgeslagen_record(...)`` on
+  herstel.unroutable.v1 with the original sealed for them, next to the routed records;
 - the unroutable record uses the ``deadletter`` contract (reason, message, source, sealed original).
 """
 
