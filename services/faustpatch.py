@@ -123,7 +123,10 @@ def _refuse_gaps(add_gap: Callable) -> Callable:
     async def gap(self: Consumer, tp: Any, offset_from: int, offset_to: int) -> None:
         if tp.topic not in _STRICT:
             return await add_gap(self, tp, offset_from, offset_to)
-        earliest = (await self.earliest_offsets(tp)).get(tp)
+        try:
+            earliest = (await self.earliest_offsets(tp)).get(tp)
+        except Exception:  # noqa: BLE001 - cannot tell: fail closed (exit, read them again)
+            earliest = None
         gone = earliest is not None and offset_to <= earliest  # offset_to is the record that came
         _log.error("offsets_skipped", topic=tp.topic, partition=tp.partition, first=offset_from,
                    last=offset_to - 1, reason="retention" if gone else "skipped_by_consumer")

@@ -117,6 +117,19 @@ def test_a_gap_in_a_strict_topic_ends_the_worker_before_it_is_committed(gaps: li
     assert stopped.value.code == faustpatch.EXIT_BUG and committed == []
 
 
+def test_a_gap_whose_log_start_cannot_be_read_ends_the_worker(gaps: list) -> None:
+    gap, committed = gaps
+    consumer = Consumer()
+
+    async def unreachable(tp):  # noqa: ANN001
+        raise OSError("broker unreachable")
+
+    consumer.earliest_offsets = unreachable
+    with pytest.raises(SystemExit):
+        asyncio.run(gap(consumer, STREAM[0], 3, 226))
+    assert committed == []
+
+
 def test_records_removed_by_retention_are_a_gap_to_pass(gaps: list) -> None:
     gap, committed = gaps
     consumer = Consumer()
