@@ -33,7 +33,7 @@ FAR = 10**15 + uuid.uuid4().int % 10**12
 
 def _receipt(event_id: str, event_type: str, gm: str, offset: int, urgent: bool = False) -> dict:
     return {"status_id": str(uuid.uuid4()), "event_id": event_id, "event_type": event_type, "status": "ROUTED",
-            "reden": None, "gemeentecode": None, "ack_id": None, "geminimaliseerd": False, "urgent": urgent,
+            "reden": None, "gemeentecode": None, "ack_id": None, "geminimaliseerd": False, "urgent": urgent, "overgeslagen": [],
             "doelen": [{"gemeentecode": gm, "reden": "WOONGEMEENTE", "oorspronkelijke_gemeentecode": None,
                         "opvolger_gemeentecode": None, "topic": gemeente_events_topic(gm), "partition": 0,
                         "offset": offset}],

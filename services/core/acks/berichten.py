@@ -31,6 +31,7 @@ def _status(doel: Doel, status: str, *, status_id: str, at: datetime, reden: str
         "geminimaliseerd": False,
         "urgent": doel.urgent,
         "doelen": [],
+        "overgeslagen": [],
         "at": at,
         "bron": None if bron is None else bron.as_record(),
         "doel": None if doel.doel is None else doel.doel.as_record(),

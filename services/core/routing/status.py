@@ -30,7 +30,8 @@ EVENTSOORT = {"overdracht": "OVERDRACHT", "pauzeknop": "PAUZEKNOP", "erkenning":
 
 def _receipt(record_type: str, event_id: uuid.UUID | str | None, status: str, *, bron: KafkaRef, at: datetime,
              reden: str | None = None, doel: KafkaRef | None = None, doelen: list[dict[str, Any]] | None = None,
-             geminimaliseerd: bool = False, urgent: bool = False) -> dict[str, Any]:
+             geminimaliseerd: bool = False, urgent: bool = False,
+             overgeslagen: list[dict[str, str]] | None = None) -> dict[str, Any]:
     if record_type not in EVENTSOORT:
         raise ValueError("not a routed event type")
     eid = None if event_id is None else str(event_id)
@@ -45,6 +46,7 @@ def _receipt(record_type: str, event_id: uuid.UUID | str | None, status: str, *,
         "geminimaliseerd": geminimaliseerd,
         "urgent": urgent,
         "doelen": doelen or [],
+        "overgeslagen": overgeslagen or [],
         "at": at,
         "bron": bron.as_record(),
         "doel": None if doel is None else doel.as_record(),
@@ -54,7 +56,8 @@ def _receipt(record_type: str, event_id: uuid.UUID | str | None, status: str, *,
 def routed_receipt(record_type: str, event_id: uuid.UUID | str, besluit: Routed,
                    geschreven: Mapping[str, KafkaRef], *, bron: KafkaRef, at: datetime) -> dict[str, Any]:
     """ROUTED: ``geschreven`` maps each target gemeentecode to where its routed record was written.
-    ``reden`` carries ``besluit.unroutable_primary`` when no woongemeente was among them."""
+    ``reden`` carries ``besluit.unroutable_primary`` when no woongemeente was among them;
+    ``overgeslagen`` the earlier involved gemeenten it could not reach (ops have the event)."""
     missing = [t.gemeentecode for t in besluit.targets if t.gemeentecode not in geschreven]
     if missing:
         raise ValueError("no written position for target(s): " + ", ".join(missing))
@@ -66,7 +69,8 @@ def routed_receipt(record_type: str, event_id: uuid.UUID | str, besluit: Routed,
         **geschreven[t.gemeentecode].as_record(),
     } for t in besluit.targets]
     return _receipt(record_type, event_id, ROUTED, bron=bron, at=at, reden=besluit.unroutable_primary,
-                    doelen=doelen, geminimaliseerd=besluit.geminimaliseerd, urgent=besluit.urgent)
+                    doelen=doelen, geminimaliseerd=besluit.geminimaliseerd, urgent=besluit.urgent,
+                    overgeslagen=[{"gemeentecode": code, "reden": reden} for code, reden in besluit.overgeslagen])
 
 
 def invalid_receipt(record_type: str, event_id: uuid.UUID | str | None, reden: str, *, bron: KafkaRef,

@@ -43,6 +43,8 @@ def test_a_split_earlier_gemeente_goes_to_ops_and_the_event_is_routed_to_the_oth
     assert open_for_ops(held["origineel"], ops, str(held["deadletter_id"])) is not None  # ops can route it
     receipt = plan.receipt([r.KafkaRef(gemeente_events_topic("GM0363"), 0, 5), r.KafkaRef(UNROUTABLE, 0, 9)])
     assert receipt["status"] == "ROUTED" and [d["gemeentecode"] for d in receipt["doelen"]] == ["GM0363"]
+    wire = contracts.decode(pipeline.receipt_out(receipt).value)[1]  # what UHT reads
+    assert wire["overgeslagen"] == [{"gemeentecode": "GM0788", "reden": "SPLITSING"}]
     store.close()
 
 

@@ -61,6 +61,14 @@ def test_minimised_overdracht_says_so() -> None:
     assert on_the_wire(receipt)["geminimaliseerd"] is True
 
 
+def test_routed_receipt_names_the_earlier_gemeente_it_could_not_reach() -> None:
+    besluit, receipt = _routed(eerder=frozenset({"GM0788", "GM0014"}))  # GM0788: split since
+    wire = on_the_wire(receipt)
+    assert wire["overgeslagen"] == [{"gemeentecode": "GM0788", "reden": "SPLITSING"}]
+    assert "GM0788" not in [d["gemeentecode"] for d in wire["doelen"]]
+    assert on_the_wire(_routed()[1])["overgeslagen"] == []
+
+
 def test_urgent_overdracht_says_so_for_its_deadlines() -> None:
     besluit = decide("overdracht", event("overdracht", urgentie={"urgent": True, "reden": "DREIGENDE_HUISUITZETTING"}), on=ON)
     receipt = routed_receipt("overdracht", EID, besluit, {"GM0363": KafkaRef("gemeente.GM0363.events.v1", 0, 5)},
