@@ -137,6 +137,20 @@ def provision(dry_run: bool, on_date) -> None:
 
 
 # -- router ------------------------------------------------------------------------------------
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def supervise(command: tuple[str, ...]) -> None:
+    """Run COMMAND (e.g. `herstelbus router`) and restart it when it exits 70.
+
+    Workers end themselves with 70 rather than lose or silently hold back a record; in production
+    systemd or Kubernetes restarts them. This is the same for a dev machine or a test.
+    Example: herstelbus supervise -- herstelbus router
+    """
+    from herstelbus.processes import supervise as run
+
+    sys.exit(run(command))
+
+
 @main.command()
 def router() -> None:
     """Run the router: UHT's ingest topics -> sealed events on gemeente topics, receipts to UHT."""

@@ -32,7 +32,10 @@ from herstelbus.topics import provision, wanted_topics
 
 KEYSTORE_PORT = 8470
 SERVICES = ("keystore", "router", "acks")  # started in this order, stopped in the reverse
-ARGV = {"keystore": ["keys", "serve", "--port", str(KEYSTORE_PORT)], "router": ["router"], "acks": ["acks"]}
+# The faust workers under `herstelbus supervise`: restarted when they end themselves with 70.
+_WORKER = ["supervise", "--", sys.executable, "-m", "herstelbus"]
+ARGV = {"keystore": ["keys", "serve", "--port", str(KEYSTORE_PORT)], "router": [*_WORKER, "router"],
+        "acks": [*_WORKER, "acks"]}
 READY = {"keystore": "keystore_serving", "router": "Worker ready", "acks": "Worker ready"}  # logged once serving
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0  # after SIGTERM; then SIGKILL

@@ -3,3 +3,8 @@ class HerstelbusError(Exception):
 
     Its text never holds personal data: only event ids, pseudonyms, topics, ports and paths.
     """
+
+
+# A worker that ends itself rather than lose or silently hold back a record (EX_SOFTWARE): its
+# supervisor restarts it, and it reads on from the committed offsets.
+EXIT_RESTART = 70

@@ -34,10 +34,11 @@ import faust
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 
+from herstelbus.errors import EXIT_RESTART
 from herstelbus.logs import get_logger
 
 CHECKED_VERSION = "0.15.3"
-EXIT_BUG = 70  # EX_SOFTWARE: a supervisor restarts the worker; its uncommitted records come back
+EXIT_BUG = EXIT_RESTART  # a supervisor restarts the worker; its uncommitted records come back
 _log = get_logger("herstelbus.faustpatch")
 _HELD = "_herstelbus_held_partitions"
 _exit = os._exit  # no cleanup: faust must not get to commit anything more

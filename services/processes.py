@@ -1,8 +1,15 @@
-"""Child processes herstelbus starts (workers, the key store in tests): stopped politely, then firmly."""
+"""Child processes herstelbus starts (workers, the key store in tests): stopped politely, then
+firmly; and a minimal supervisor for where no systemd or Kubernetes restarts the workers."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from herstelbus.errors import EXIT_RESTART
 
 
 def stop(proc: subprocess.Popen, timeout_s: float = 30.0) -> int:
@@ -13,3 +20,35 @@ def stop(proc: subprocess.Popen, timeout_s: float = 30.0) -> int:
     except subprocess.TimeoutExpired:
         proc.kill()
         return proc.wait()
+
+
+def supervise(argv: Sequence[str], *, restart_on: frozenset[int] = frozenset({EXIT_RESTART}), pause_s: float = 1.0) -> int:
+    """Run ``argv`` and start it again whenever it ends with a code in ``restart_on`` (a worker
+    that ended itself rather than lose or hold back a record: it reads on from the committed
+    offsets). SIGTERM/SIGINT are passed on and end the supervision; any other exit code is
+    returned. Restarts are announced on stderr (no personal data: the code and a count)."""
+    stopping = False
+    child: subprocess.Popen | None = None
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGTERM, signal.SIGINT)}
+    restarts = 0
+    try:
+        while True:
+            child = subprocess.Popen(list(argv))
+            code = child.wait()
+            if stopping or code not in restart_on:
+                return code
+            restarts += 1
+            print(f"herstelbus supervise: worker exited {code}; restart {restarts}", file=sys.stderr, flush=True)
+            time.sleep(pause_s)
+            if stopping:  # told to stop while waiting to restart
+                return code
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -90,7 +90,7 @@ def test_status_table_is_the_status_command_output_for_the_chosen_gemeenten(tmp_
 
 def test_dev_stack_runs_the_acks_relay_after_the_router() -> None:
     assert SERVICES.index("acks") > SERVICES.index("router")
-    assert ARGV["acks"] == ["acks"] and READY["acks"] == "Worker ready"
+    assert ARGV["acks"][-1] == "acks" and ARGV["acks"][0] == "supervise" and READY["acks"] == "Worker ready"
 
 
 def test_gemeente_env_has_a_working_setup_for_a_connector(tmp_path: Path) -> None:

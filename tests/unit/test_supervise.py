@@ -1,0 +1,36 @@
+"""herstelbus supervise: a worker that ends itself with 70 is started again; anything else ends
+the supervision with that code; SIGTERM reaches the worker. Real child processes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from herstelbus.processes import supervise
+
+ONCE_70 = ("import pathlib, sys; m = pathlib.Path(sys.argv[1]); n = int(m.read_text()) if m.exists() else 0; "
+           "m.write_text(str(n + 1)); sys.exit(70 if n == 0 else 0)")
+
+
+def test_a_worker_that_exits_70_is_started_again(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    assert supervise([sys.executable, "-c", ONCE_70, str(runs)], pause_s=0) == 0
+    assert runs.read_text() == "2"
+
+
+def test_another_exit_code_ends_the_supervision() -> None:
+    assert supervise([sys.executable, "-c", "import sys; sys.exit(3)"], pause_s=0) == 3
+
+
+def test_sigterm_reaches_the_worker_and_ends_the_supervision() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "herstelbus", "supervise", "--", sys.executable, "-c",
+                             "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); "
+                             "print('ready', flush=True); time.sleep(60)"],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0 and time.monotonic() - started < 20
