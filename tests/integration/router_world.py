@@ -92,14 +92,19 @@ class World:
         return opened
 
 
+def supervised(*args: str) -> list[str]:
+    """argv of ``herstelbus supervise -- herstelbus ARGS``: a faust worker as it runs in production,
+    restarted when it ends itself with 70 (each restart is logged)."""
+    return [sys.executable, "-m", "herstelbus", "supervise", "--", sys.executable, "-m", "herstelbus", *args]
+
+
 def start_router(world: World, log: Path, *, wait_ready: bool = True) -> subprocess.Popen:
     """``herstelbus supervise -- herstelbus router`` with the world's settings (as in production, a
     router that ends itself with 70 is restarted: the supervisor logs each restart), its output
     appended to ``log``. Stopping it (SIGTERM) stops the router; the exit code is the router's."""
     ready_before = log.read_text().count("Worker ready") if log.exists() else 0
     with open(log, "a") as out:
-        started = subprocess.Popen([sys.executable, "-m", "herstelbus", "supervise", "--",
-                                    sys.executable, "-m", "herstelbus", "router"], env={**os.environ, **world.env},
+        started = subprocess.Popen(supervised("router"), env={**os.environ, **world.env},
                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while wait_ready and log.read_text().count("Worker ready") <= ready_before and started.poll() is None:

@@ -21,6 +21,7 @@ from herstelbus.processes import stop
 from herstelbus.settings import get_settings
 from herstelbus.topics import provision, wanted_topics
 from tests.integration.kafka_read import read_until, wait_for_line
+from tests.integration.router_world import supervised
 
 pytestmark = pytest.mark.kafka
 
@@ -84,7 +85,7 @@ def test_acks_relay(kafka, tmp_path) -> None:
                             (STATUS, "statusbericht", _receipt(e, "OVERDRACHT", GM, 5, urgent=True))])
     log = tmp_path / "acks.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "herstelbus", "acks"], env=env, stdout=out,
+        proc = subprocess.Popen(supervised("acks"), env=env, stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         wait_for_line(log, "Worker ready", alive=lambda: proc.poll() is None)

@@ -45,7 +45,7 @@ from herstelbus.settings import get_settings
 from herstelbus.topics import provision, wanted_topics
 from tests.integration.kafka_read import read_until, wait_for_line
 from tests.integration.keystore_server import running_keystore
-from tests.integration.router_world import World
+from tests.integration.router_world import World, supervised
 from tests.integration.uht_kit import fresh_events
 
 pytestmark = pytest.mark.kafka
@@ -146,7 +146,7 @@ def _cli(env: dict, *args: str, timeout: float = WAIT_S) -> subprocess.Completed
 
 def _start(env: dict, log: Path, *args: str) -> subprocess.Popen:
     with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "herstelbus", *args], env={**os.environ, **env},
+        return subprocess.Popen(supervised(*args), env={**os.environ, **env},
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
