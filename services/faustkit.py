@@ -116,14 +116,15 @@ def watch_progress(app: faust.App, topics: Iterable[str], progress: Progress, st
     recovering tables is not idle."""
     watched = frozenset(topics)
     since: dict[str, float] = {}
-    last = [progress.marker()]
+    last = progress.marker()
 
     @app.timer(max(0.5, stall_after_s / 6))
     async def watchdog() -> None:
+        nonlocal last
         marker = progress.marker()
-        if progress.busy or marker != last[0] or app.rebalancing or app.in_recovery:
+        if progress.busy or marker != last or app.rebalancing or app.in_recovery:
             since.clear()
-            last[0] = marker
+            last = marker
             return
         consumer = app.consumer
         behind = [f"{tp.topic}/{tp.partition}" for tp in consumer.assignment() if tp.topic in watched
@@ -135,7 +136,6 @@ def watch_progress(app: faust.App, topics: Iterable[str], progress: Progress, st
 
 
 MAX_BACKOFF_S = 30.0
-EXIT_BUG = faustpatch.EXIT_BUG
 TRANSIENT: tuple[type[BaseException], ...] = (KafkaError, OSError, asyncio.TimeoutError)
 _log = get_logger("herstelbus.faustkit")
 

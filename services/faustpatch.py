@@ -38,16 +38,15 @@ from herstelbus.errors import EXIT_RESTART
 from herstelbus.logs import get_logger
 
 CHECKED_VERSION = "0.15.3"
-EXIT_BUG = EXIT_RESTART  # a supervisor restarts the worker; its uncommitted records come back
 _log = get_logger("herstelbus.faustpatch")
 _HELD = "_herstelbus_held_partitions"
 _exit = os._exit  # no cleanup: faust must not get to commit anything more
 
 
 def exit_now() -> None:
-    """End the worker at once with EXIT_BUG: nothing more is acknowledged or committed, so the
+    """End the worker at once with EXIT_RESTART: nothing more is acknowledged or committed, so the
     restarted worker reads every record that was not fully handled again."""
-    _exit(EXIT_BUG)
+    _exit(EXIT_RESTART)
 
 
 def install(strict_topics: Iterable[str]) -> None:

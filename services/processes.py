@@ -22,7 +22,8 @@ def stop(proc: subprocess.Popen, timeout_s: float = 30.0) -> int:
         return proc.wait()
 
 
-def supervise(argv: Sequence[str], *, restart_on: frozenset[int] = frozenset({EXIT_RESTART}), pause_s: float = 1.0) -> int:
+def supervise(argv: Sequence[str], *, restart_on: frozenset[int] = frozenset({EXIT_RESTART}),
+              pause_s: float = 1.0) -> int:
     """Run ``argv`` and start it again whenever it ends with a code in ``restart_on`` (a worker
     that ended itself rather than lose or hold back a record: it reads on from the committed
     offsets). SIGTERM/SIGINT are passed on and end the supervision; any other exit code is
@@ -41,6 +42,8 @@ def supervise(argv: Sequence[str], *, restart_on: frozenset[int] = frozenset({EX
     try:
         while True:
             child = subprocess.Popen(list(argv))
+            if stopping:  # the signal came while it was being started: it never saw it
+                child.terminate()
             code = child.wait()
             if stopping or code not in restart_on:
                 return code
