@@ -12,6 +12,7 @@ from herstelbus.connectors.uht.cli import uht as UHT_GROUP
 from herstelbus.devkafka import BrokerInfo, LocalBroker
 from herstelbus.errors import HerstelbusError
 from herstelbus.keystore.cli import COMMANDS as KEYSTORE_COMMANDS
+from herstelbus.ops.cli import COMMANDS as OPS_COMMANDS
 from herstelbus.settings import get_settings
 
 
@@ -32,7 +33,7 @@ def main() -> None:
     """herstelbus: the event exchange between UHT and the gemeenten."""
 
 
-for _command in (*KEYSTORE_COMMANDS, *ACKS_COMMANDS):
+for _command in (*KEYSTORE_COMMANDS, *ACKS_COMMANDS, *OPS_COMMANDS):
     main.add_command(_command)
 
 
