@@ -73,6 +73,17 @@ def committed_offset(consumer: Consumer, tp: Any) -> int | None:
     return consumer._committed_offset.get(tp)
 
 
+def fetch_position(consumer: Consumer, tp: Any) -> tuple[int | None, int | None]:
+    """(end offset, wall-clock ms of the fetch answer that told it) for ``tp``, as the underlying
+    aiokafka consumer last saw it; (None, None) before its first fetch or when not assigned.
+    aiokafka updates both on every fetch answer, records or not."""
+    try:
+        aio = consumer._thread._ensure_consumer()
+        return aio.highwater(tp), aio.last_poll_timestamp(tp) or None
+    except Exception:  # not assigned (aiokafka asserts), not started, or stopping
+        return None, None
+
+
 def _streams(consumer: Consumer, tps: Iterable[Any]) -> set:
     changelogs = consumer.app.tables.changelog_topics
     return {tp for tp in tps if tp.topic not in changelogs}

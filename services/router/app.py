@@ -36,6 +36,7 @@ from herstelbus.router.pipeline import (
 )
 from herstelbus.router.sealer import Sealer
 from herstelbus.router.settings import ExchangeMaterial, RouterSettings
+from herstelbus.router.volgorde import Wachtrij
 from herstelbus.settings import Settings
 
 LOGGER = "herstelbus.router"
@@ -54,10 +55,13 @@ class _SeenInBatch(Exception):
 class Router:
     """The agent's work for a batch of messages; owns the pipeline and the key-store writer.
 
-    A batch is planned in input order (routing memory and duplicates within the batch are seen
-    through a local overlay), its key rows are written in one transaction, its outputs and then its
-    receipts are sent concurrently and awaited, and only then are the tables updated and the
-    batch acknowledged. Any exceptional case falls back to routing the batch one by one.
+    Records wait in a ``Wachtrij`` until their turn across the three input topics (a pauzeknop
+    after the overdracht UHT published before it). What may go is planned in that order (routing
+    memory and duplicates within the batch are seen through a local overlay), its key rows are
+    written in one transaction, its outputs and then its receipts are sent concurrently and
+    awaited, and only then are the tables updated and the records acknowledged. Any exceptional
+    case falls back to routing the batch one by one. One batch at a time (``lock``): the agent and
+    the timer that routes records whose wait is over share the tables and the overlay.
     """
 
     def __init__(self, app: faust.App, settings: RouterSettings, gezien: Any, betrokken: Any) -> None:
@@ -68,12 +72,32 @@ class Router:
         self.pipeline = Pipeline(self.sealer, material.pseudonym_secret, material.ops_public_key,
                                  source_urn(settings.oin, settings.systeem))
         self.app, self.gezien, self.betrokken = app, gezien, betrokken
+        self.wachtrij = Wachtrij(app, settings.volgorde_wacht_s, settings.volgorde_max_wachtend)
+        self.lock = asyncio.Lock()
 
     # -- a batch ----------------------------------------------------------------------------------
     async def handle_batch(self, events: list[Any]) -> None:
-        rest = events
+        """Take in a batch and route whatever may go now (the rest waits in the Wachtrij)."""
+        async with self.lock:
+            self.wachtrij.voeg_toe(events)
+            await self._route(*self.wachtrij.klaar())
+
+    async def route_waiting(self, progress: Progress) -> None:
+        """Route records whose wait ended while no new batch came in (the timer's job)."""
+        if len(self.wachtrij) and not self.lock.locked():
+            async with self.lock:
+                ready, forced = self.wachtrij.klaar()
+                if ready:
+                    with progress.batch():
+                        await self._route(ready, forced)
+
+    async def _route(self, ready: list[Any], forced: bool) -> None:
+        if forced:
+            log.warning("volgorde_niet_afgewacht", events=len(ready), wachtend=len(self.wachtrij))
+        rest = ready
         while rest:
             rest = await self._round(rest)
+        self.wachtrij.afgehandeld(ready)
 
     async def _round(self, events: list[Any]) -> list[Any]:
         """Route a prefix of ``events`` without repeated event ids; returns the rest."""
@@ -251,6 +275,16 @@ def create_app(settings: Settings, router_settings: RouterSettings | None = None
     state: dict[str, Router] = {}
     progress = Progress()
     watch_progress(app, INGEST, progress, settings.stall_after_s)
+
+    @app.timer(0.2)
+    async def route_waiting() -> None:
+        if "router" in state:
+            await state["router"].route_waiting(progress)
+
+    @app.on_partitions_revoked.connect
+    async def forget_waiting(app: faust.App, revoked: set, **_: Any) -> None:
+        if "router" in state and (dropped := state["router"].wachtrij.vergeet(revoked)):
+            log.info("wachtend_vergeten", events=dropped)  # the new owner reads them again
 
     @app.agent(ingest)
     async def route(stream: faust.StreamT) -> None:

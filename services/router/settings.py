@@ -31,6 +31,13 @@ class RouterSettings(KeystoreSettings):
         "sent concurrently, one wait for the brokers' acknowledgements."))
     batch_wait_ms: int = Field(default=5, ge=0, le=1_000, description=(
         "How long a batch waits to fill before it is routed anyway (added latency when idle)."))
+    volgorde_wacht_s: float = Field(default=5.0, ge=0, le=300, description=(
+        "A pauzeknop or erkenning waits for older records on the other input partitions (UHT's "
+        "order across its topics); at most this long for a partition that delivers nothing. "
+        "0 turns the ordering off."))
+    volgorde_max_wachtend: int = Field(default=20_000, ge=1, description=(
+        "More records waiting than this are routed without waiting (logged): a cap on memory "
+        "when one partition lags far behind the others."))
 
 
 def _read(path: Path | None, what: str, variable: str) -> bytes:

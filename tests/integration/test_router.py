@@ -61,10 +61,9 @@ def routed(kafka, tmp_path_factory: pytest.TempPathFactory):
 
     exit_codes = []
     try:
-        run(["urgent", "weesp", "vow", "nee", "dubbel"], [b"\x00 geen avro"])
-        # The three ingest topics are not ordered among each other: the pause goes once the
-        # overdracht of its dossier was routed ("eerder" is earlier in the router's order).
-        run(["partner"])
+        # The partner's pause right behind the overdracht of its dossier, on another topic: the
+        # router keeps UHT's order across its topics, so Amsterdam is eerder betrokken.
+        run(["urgent", "weesp", "vow", "nee", "dubbel", "partner"], [b"\x00 geen avro"])
         exit_codes.append(stop(proc, timeout_s=30))
         # A restarted router recovers its tables from their changelogs: it still knows the event.
         proc = start()
