@@ -26,8 +26,9 @@ test-unit: venv
 bench: system-deps venv jars
 	@set -e; for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
-# Java runs the broker, Maven fetches its pinned jars once. Installed with apt-get when missing
-# and we may (root, Debian); otherwise the message names what to install.
+# Java runs the broker, Maven fetches its pinned jars once; chromium runs the dashboard's browser
+# test. Installed with apt-get when missing and we may (root, Debian); otherwise the message names
+# what to install.
 system-deps:
 	@command -v java >/dev/null && command -v mvn >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -36,6 +37,14 @@ system-deps:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven >/dev/null; \
 	  else \
 	    echo "herstelbus needs Java 17+ and Maven: apt-get install openjdk-17-jre-headless maven" >&2; exit 1; \
+	  fi; }
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium and chromedriver with apt-get"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else \
+	    echo "herstelbus: the dashboard's browser test needs chromium and chromedriver (apt-get install chromium chromium-driver); it skips without them, and fails in CI" >&2; \
 	  fi; }
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
 	  echo "herstelbus needs Python 3.11 or newer as $(PYTHON) (make PYTHON=python3.12 ...)" >&2; exit 1; }

@@ -5,4 +5,11 @@ from __future__ import annotations
 
 import click
 
+from herstelbus.dashboard.cli import dashboard
+from herstelbus.ops.reconcile import command as reconcile
+from herstelbus.ops.replay import replay
+
 COMMANDS: list[click.Command] = []
+COMMANDS.append(dashboard)
+COMMANDS.append(reconcile)
+COMMANDS.append(replay)
