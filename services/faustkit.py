@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 from faust.streams import _current_event
 
 from herstelbus import faustpatch
+from herstelbus.core.routing.volgorde import Stand
 from herstelbus.logs import configure_logging, get_logger
 from herstelbus.settings import Settings
 
@@ -78,11 +79,16 @@ async def track_topics(app: faust.App, topics: Iterable[str]) -> None:
 
 
 class Progress:
-    """The agent's side of the stall watchdog: a batch in hand, and how many it finished."""
+    """The agent's side of the stall watchdog: a batch in hand, and how many it finished. The
+    watchdog notes what it saw on each tick here too, for ``/healthz`` (herstelbus.metrics)."""
 
     def __init__(self) -> None:
         self.busy = 0
         self.finished = 0
+        self.finished_at: float | None = None  # time.monotonic() of the last finished batch
+        self.checked_at: float | None = None  # the watchdog's last tick: the event loop turns
+        self.assigned = 0  # watched partitions owned at that tick
+        self.stalled = False
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -92,6 +98,7 @@ class Progress:
         finally:
             self.busy -= 1
             self.finished += 1
+            self.finished_at = time.monotonic()
 
     def marker(self) -> tuple[int, int]:
         return self.busy, self.finished
@@ -121,18 +128,37 @@ def watch_progress(app: faust.App, topics: Iterable[str], progress: Progress, st
     @app.timer(max(0.5, stall_after_s / 6))
     async def watchdog() -> None:
         nonlocal last
+        consumer = app.consumer
+        owned = [tp for tp in consumer.assignment() if tp.topic in watched]
+        progress.checked_at, progress.assigned = time.monotonic(), len(owned)
         marker = progress.marker()
         if progress.busy or marker != last or app.rebalancing or app.in_recovery:
             since.clear()
             last = marker
             return
-        consumer = app.consumer
-        behind = [f"{tp.topic}/{tp.partition}" for tp in consumer.assignment() if tp.topic in watched
-                  and (consumer.highwater(tp) or 0) > (faustpatch.committed_offset(consumer, tp) or 0)]
+        behind = [f"{tp.topic}/{tp.partition}" for tp in owned
+                  if (consumer.highwater(tp) or 0) > (faustpatch.committed_offset(consumer, tp) or 0)]
         stalled = stalled_partitions(behind, since, time.monotonic(), stall_after_s)
         if stalled:
+            progress.stalled = True
             _log.error("partitions_stalled", partitions=stalled, idle_s=stall_after_s)
             faustpatch.exit_now()
+
+
+def partition_stand(consumer: Any, tp: Any, received: tuple[int, int, float] | None) -> Stand:
+    """What a worker knows of an input partition it owns (core.routing.volgorde.Stand):
+    ``received`` is (offset, Kafka timestamp ms, monotonic time) of the last record it handled
+    there, None when nothing yet in this assignment."""
+    einde, gepeild = faustpatch.fetch_position(consumer, tp)
+    if received is not None:
+        offset, ts_ms, when = received
+        return Stand(offset + 1, einde, gepeild, ts_ms, when)
+    # Nothing handled in this assignment: it resumes at the committed offset, and the wait for a
+    # silent partition counts from when the record that waits for it arrived.
+    committed = faustpatch.committed_offset(consumer, tp)
+    if committed is None and einde == 0:  # never committed and empty: nothing to wait for
+        committed = 0
+    return Stand(committed, einde, gepeild, None, float("-inf"))
 
 
 MAX_BACKOFF_S = 30.0

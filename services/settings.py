@@ -16,6 +16,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from herstelbus.core.topology import DAY_MS, HOUR_MS, TopicPolicy
 
 
+class MetricsSettings(BaseSettings):
+    """A worker's metrics endpoint (herstelbus.metrics): part of each worker's own settings."""
+
+    model_config = SettingsConfigDict(env_prefix="HERSTELBUS_", frozen=True, extra="ignore")
+
+    metrics_port: int = Field(default=0, ge=0, le=65535, description=(
+        "Port of this worker's /metrics and /healthz (herstelbus.metrics); 0: not served. Off by "
+        "default: workers on one machine must each be given their own port."))
+    metrics_host: str = Field(default="127.0.0.1", description=(
+        "Address the metrics port listens on; 0.0.0.0 to be scraped from another host (a pod)."))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HERSTELBUS_", frozen=True, extra="ignore")
 

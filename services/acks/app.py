@@ -22,6 +22,7 @@ from typing import Any
 import faust
 from sqlalchemy.exc import DBAPIError
 
+from herstelbus import metrics
 from herstelbus.acks.settings import AcksSettings
 from herstelbus.acks.state import AcksStore
 from herstelbus.core import acks as a
@@ -33,7 +34,8 @@ from herstelbus.core.routing import KafkaRef, deadletter_record
 from herstelbus.core.gemeenten import gemeenten_vanaf
 from herstelbus.core.topology import AUDIT, DEADLETTER, STATUS, UNROUTABLE, gemeente_acks_topic
 from herstelbus.errors import HerstelbusError
-from herstelbus.faustkit import TRANSIENT, Progress, make_app, retry_or_exit, watch_progress
+from herstelbus.core.routing.volgorde import voorbij
+from herstelbus.faustkit import TRANSIENT, Progress, make_app, partition_stand, retry_or_exit, watch_progress
 from herstelbus.logs import get_logger
 from herstelbus.settings import Settings
 
@@ -66,6 +68,7 @@ class Relay:
         if settings.ops_public_key_file is None:
             raise AcksConfigError("ops public key not configured: set HERSTELBUS_OPS_PUBLIC_KEY_FILE")
         self.ops_key = load_gemeente_public_key(settings.ops_public_key_file.read_bytes())
+        self.status_handled: dict[Any, tuple[int, int, float]] = {}  # tp -> (offset, ts ms, when)
 
     def _out(self, topic: str, record_type: str, key: str, record: dict) -> Out:
         id_field = {"statusbericht": "status_id", "deadletter": "deadletter_id", "audit": "audit_id"}[record_type]
@@ -75,6 +78,11 @@ class Relay:
 
     # -- uht.status.v1 ---------------------------------------------------------------------------
     async def on_status(self, msg: Any) -> None:
+        await self._on_status(msg)
+        # Handled: an ack published after this receipt no longer needs to wait for it (_lookup).
+        self.status_handled[msg.tp] = (msg.offset, int(msg.timestamp * 1000), time.monotonic())
+
+    async def _on_status(self, msg: Any) -> None:
         try:
             record_type, receipt = contracts.decode(msg.value)
         except ContractError:
@@ -99,6 +107,7 @@ class Relay:
         await self._retry("produce", lambda: self._send(outs))
         if doel is not None:
             await self._retry("state", lambda: asyncio.to_thread(self.store.save, doel))
+        metrics.ack_relayed(msg.timestamp)
         if besluit is not None:
             log.info("ack", soort=besluit.soort, reden=besluit.reden, bron=_where(bron),
                      status=besluit.status and besluit.status["status"],
@@ -117,8 +126,9 @@ class Relay:
             return [self._dead_letter(msg, bron, errors, now, event_id=ack.get("event_id"),
                                       event_type=record_type)], None, None
         topic_gemeente = _TOPIC_GEMEENTE.fullmatch(msg.topic).group(1)
-        doel = await self._lookup(str(ack["event_id"]), ack["gemeentecode"], msg.timestamp)
+        doel = await self._lookup(str(ack["event_id"]), ack["gemeentecode"], int(msg.timestamp * 1000))
         besluit = a.beoordeel(ack, doel, topic_gemeente=topic_gemeente, bron=bron, topic=msg.topic, now=now)
+        metrics.ack_judged(ack["status"], besluit.soort, besluit.unroutable and besluit.unroutable["reden"])
         outs = []
         if besluit.status is not None:
             outs.append(self._out(STATUS, "statusbericht", str(besluit.status["event_id"]), besluit.status))
@@ -128,15 +138,24 @@ class Relay:
             outs.append(self._out(AUDIT, "audit", str(besluit.audit["audit_id"]), besluit.audit))
         return outs, besluit.doel if besluit.soort == "geaccepteerd" else None, besluit
 
-    async def _lookup(self, event_id: str, gemeentecode: str, written: float | None) -> a.Doel | None:
-        """The ROUTED receipt is read from another topic and may lag a fresh ack: wait a little for
-        it, counted from when the ack was written, so a backlog of old acks is not slowed down."""
-        until = (written or time.time()) + self.settings.acks_grace_s
+    async def _lookup(self, event_id: str, gemeentecode: str, written_ms: int) -> a.Doel | None:
+        """The ROUTED receipt is read from another topic and may lag the ack (always after a restart
+        onto a backlog: the acks partitions may be read before the status backlog). The ack waits
+        until every status partition this worker owns is known to hold nothing unhandled that was
+        published before the ack (core.routing.volgorde.voorbij), at most ``acks_grace_s`` for a
+        partition that delivers nothing; only then is a missing receipt a refusal."""
+        arrived = time.monotonic()
         while True:
             doel = await self._retry("state", lambda: asyncio.to_thread(self.store.get, event_id, gemeentecode))
-            if doel is not None or time.time() >= until:
+            if doel is not None or self._receipts_handled_until(written_ms, arrived):
                 return doel
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.1)
+
+    def _receipts_handled_until(self, ts_ms: int, arrived: float) -> bool:
+        consumer, now = self.app.consumer, time.monotonic()
+        return all(voorbij(partition_stand(consumer, tp, self.status_handled.get(tp)), ts_ms, arrived, now,
+                           self.settings.acks_grace_s)
+                   for tp in consumer.assignment() if tp.topic == STATUS)
 
     def _dead_letter(self, msg: Any, bron: KafkaRef, fouten: list, now: datetime, *, event_id: Any = None,
                      event_type: str | None = None) -> Out:
@@ -146,6 +165,7 @@ class Relay:
                                          draft["deadletter_id"])
         letter = {**draft, "origineel": origineel, "sleutel_id": key_id}
         log.warning("ack_dead_letter", reden=letter["reden"], bron=_where(bron))
+        metrics.ack_dead_letter(letter["reden"])
         return self._out(DEADLETTER, "deadletter", draft["deadletter_id"], letter)
 
     # -- deadlines -------------------------------------------------------------------------------
@@ -160,6 +180,7 @@ class Relay:
             gemeld = replace(o.doel, gemeld=o.doel.gemeld | {o.termijn.status})
             await self._retry("state", lambda g=gemeld: asyncio.to_thread(self.store.save, g))
         log.info("overdue_notified", aantal=len(late))
+        metrics.overdue(o.status["reden"] for o in late)
 
     # -- effects ---------------------------------------------------------------------------------
     async def _send(self, outs: list[Out]) -> None:
@@ -186,6 +207,8 @@ def create_app(settings: Settings, acks_settings: AcksSettings | None = None) ->
     relay = Relay(app, acks_settings, AcksStore.from_settings(acks_settings))  # fails closed at start
     progress = Progress()
     watch_progress(app, [STATUS, *ack_topics], progress, settings.stall_after_s)
+    metrics.serve(app, "acks", [STATUS, *ack_topics], progress, stall_after_s=settings.stall_after_s,
+                  host=acks_settings.metrics_host, port=acks_settings.metrics_port)
 
     @app.agent(status)
     async def receipts(stream: faust.StreamT) -> None:

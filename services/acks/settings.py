@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from herstelbus.settings import Settings, get_settings
+from herstelbus.settings import MetricsSettings, Settings, get_settings
 
 SQLITE_FILE = "acks.sqlite"
 
 
-class AcksSettings(BaseSettings):
+class AcksSettings(MetricsSettings):
     model_config = SettingsConfigDict(env_prefix="HERSTELBUS_", frozen=True, extra="ignore")
 
     acks_url: SecretStr = Field(
@@ -21,7 +21,8 @@ class AcksSettings(BaseSettings):
         "Deadlines over the defaults, e.g. OVERDRACHT=ONTVANGEN/2wd,ERKENNING=VERWERKT/10wd (units s, m, h, wd)."))
     acks_overdue_interval_s: float = Field(default=60.0, gt=0, description="How often overdue deadlines are checked.")
     acks_grace_s: float = Field(default=10.0, ge=0, description=(
-        "An ack for an event not known yet waits this long for its ROUTED receipt (another topic) before refusal."))
+        "An ack for an event not known yet waits until the status topic was read past the ack's "
+        "publication; at most this long for a status partition that delivers nothing. Then refused."))
     oin: str = Field(default="00000001003214345000", description="OIN in ce_source (20 digits).")
     systeem: str = Field(default="herstelbus", description="System name in ce_source.")
     ops_public_key_file: Path | None = Field(

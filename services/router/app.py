@@ -21,6 +21,7 @@ from typing import Any
 
 import faust
 
+from herstelbus import metrics
 from herstelbus.core import routing as r
 from herstelbus.core.contracts import source_urn
 from herstelbus.core.gemeenten import gemeenten_vanaf
@@ -110,7 +111,7 @@ class Router:
         started = time.perf_counter()
         try:
             if rows:
-                await self._retry_keystore(lambda: asyncio.to_thread(self.writer.put_wrapped_keys, rows))
+                await self._retry_keystore(lambda: asyncio.to_thread(self._put_keys, rows))
         except (KeyConflict, SubjectErasedWrite):  # rare: the one-by-one path knows which record
             for event, _, _ in planned:
                 await self.handle(event)
@@ -139,6 +140,7 @@ class Router:
                 _log_routed(bron, plan, receipt)
         log.info("batch_routed", events=len(planned), **Counter(rc["status"] for rc in receipts),
                  first=_where(planned[0][1]), last=_where(planned[-1][1]), **timings)
+        metrics.routed(planned, receipts, outs)
 
     def _plan_prefix(self, events: list[Any]) -> list[tuple[Any, r.KafkaRef, Plan]]:
         planned: list[tuple[Any, r.KafkaRef, Plan]] = []
@@ -195,8 +197,7 @@ class Router:
                 lambda: self._plan_or_bug(bron, msg, headers, table_gezien, table_betrokken))
             try:
                 if plan.wrapped_keys:
-                    await self._retry_keystore(
-                        lambda: asyncio.to_thread(self.writer.put_wrapped_keys, plan.wrapped_keys))
+                    await self._retry_keystore(lambda: asyncio.to_thread(self._put_keys, plan.wrapped_keys))
                 return plan
             except KeyConflict:  # a retry sealed this event again: new epochs, new key ids
                 self.sealer.renew(k.gemeentecode for k in plan.wrapped_keys)
@@ -205,6 +206,10 @@ class Router:
                                                  msg.key, msg.value, headers, self.pipeline.clock())
 
     # -- effects ----------------------------------------------------------------------------------
+    def _put_keys(self, rows: list) -> Any:
+        with metrics.keystore_call("put_wrapped_keys"):
+            return self.writer.put_wrapped_keys(rows)
+
     def _remember(self, event: Any, plan: Plan, receipt_out: Any) -> None:
         with table_writes_for(event):
             if plan.remember_receipt and plan.event_id is not None:
@@ -275,6 +280,8 @@ def create_app(settings: Settings, router_settings: RouterSettings | None = None
     state: dict[str, Router] = {}
     progress = Progress()
     watch_progress(app, INGEST, progress, settings.stall_after_s)
+    metrics.serve(app, "router", INGEST, progress, stall_after_s=settings.stall_after_s,
+                  host=router_settings.metrics_host, port=router_settings.metrics_port)
 
     @app.timer(0.2)
     async def route_waiting() -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from herstelbus import metrics
 from herstelbus.core.privacy import (
     GemeenteKey, PiiLayout, SealedEvent, SealingEpoch, choose_wrapping_key, needs_new_epoch, new_key_epoch,
     seal_event,
@@ -36,7 +37,9 @@ class Sealer:
     def _keys(self, gemeentecode: str, now: datetime) -> list[GemeenteKey]:
         if self._directory_at is None or now - self._directory_at > DIRECTORY_REFRESH:
             directory: dict[str, list[GemeenteKey]] = {}
-            for key in self._writer.gemeente_keys():
+            with metrics.keystore_call("gemeente_keys"):
+                keys = self._writer.gemeente_keys()
+            for key in keys:
                 directory.setdefault(key.gemeentecode, []).append(key)
             self._directory, self._directory_at = directory, now
         return self._directory.get(gemeentecode, [])
@@ -48,7 +51,8 @@ class Sealer:
         current = self._epochs.get(gemeentecode)
         if needs_new_epoch(current, key, now):
             current = new_key_epoch(key, self._signing_key, now)
-            self._writer.put_announcement(current.announcement)  # durable before any use
+            with metrics.keystore_call("put_announcement"):
+                self._writer.put_announcement(current.announcement)  # durable before any use
             self._epochs[gemeentecode] = current
         return current
 

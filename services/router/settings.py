@@ -11,13 +11,14 @@ from herstelbus.core.privacy import PseudonymSecret
 from herstelbus.core.privacy.keys import load_gemeente_public_key, load_signing_key
 from herstelbus.errors import HerstelbusError
 from herstelbus.keystore.settings import KeystoreSettings
+from herstelbus.settings import MetricsSettings
 
 
 class RouterConfigError(HerstelbusError):
     pass
 
 
-class RouterSettings(KeystoreSettings):
+class RouterSettings(KeystoreSettings, MetricsSettings):
     signing_key_file: Path | None = Field(
         default=None, description="The exchange's Ed25519 private key (PEM) that signs key epochs."
     )

@@ -14,9 +14,10 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from herstelbus import faustpatch
+from herstelbus import metrics
 from herstelbus.core.routing.besluit import FAN_OUT
 from herstelbus.core.routing.volgorde import Stand, Wachtend, kies
+from herstelbus.faustkit import partition_stand
 from herstelbus.router.pipeline import TOPIC_TYPES
 
 
@@ -42,11 +43,13 @@ class Wachtrij:
 
     def klaar(self) -> tuple[list[Any], bool]:
         """The events to route now, in order; and whether the cap forced them out of order."""
-        te_veel = len(self) > self.max_wachtend
+        wachtend = len(self)
+        te_veel = wachtend > self.max_wachtend
         wacht_s = 0.0 if te_veel else self.wacht_s
         gekozen = kies(self.rijen, self._standen(), self.clock(), wacht_s)
         for w in gekozen:
             self.rijen[w.partitie].popleft()
+        metrics.ROUTER_WAITING.set(wachtend - len(gekozen))
         return [w.item for w in gekozen], te_veel
 
     @staticmethod
@@ -61,21 +64,10 @@ class Wachtrij:
         for tp in tps:
             dropped += len(self.rijen.pop(tp, ()))
             self.ontvangen.pop(tp, None)
+        metrics.ROUTER_WAITING.set(len(self))
         return dropped
 
     def _standen(self) -> dict[Any, Stand]:
         consumer = self.app.consumer
         owned = {tp for tp in consumer.assignment() if tp.topic in TOPIC_TYPES} | set(self.rijen)
-        return {tp: self._stand(consumer, tp) for tp in owned}
-
-    def _stand(self, consumer: Any, tp: Any) -> Stand:
-        einde, gepeild = faustpatch.fetch_position(consumer, tp)
-        if tp in self.ontvangen:
-            offset, ts_ms, when = self.ontvangen[tp]
-            return Stand(offset + 1, einde, gepeild, ts_ms, when)
-        # Nothing received in this assignment: it resumes at the committed offset, and the wait
-        # for a silent partition counts from when the record waiting for it arrived.
-        committed = faustpatch.committed_offset(consumer, tp)
-        if committed is None and einde == 0:  # never committed and empty: nothing to wait for
-            committed = 0
-        return Stand(committed, einde, gepeild, None, float("-inf"))
+        return {tp: partition_stand(consumer, tp, self.ontvangen.get(tp)) for tp in owned}

@@ -130,3 +130,31 @@ def test_acks_relay(kafka, tmp_path) -> None:
         assert row["verwerkt"] >= 1 and row["geweigerd"] >= 1 and row["overdue"] >= 2
     finally:
         stop(proc)
+
+
+def test_acks_wait_for_a_backlog_of_receipts(kafka, tmp_path) -> None:
+    """The relay restarted onto a backlog: the acks topic is read long before the ROUTED receipt
+    queued behind hundreds of others on uht.status.v1. The ack must wait for it, not be refused
+    (it once was, once its grace counted from its publication had passed)."""
+    provision(kafka.bootstrap, wanted_topics(get_settings().topic_policy(), dt.date(2025, 1, 1)), 1)
+    ops = generate_gemeente_key()
+    (tmp_path / "ops.pub.pem").write_bytes(public_key_to_pem(ops.public_key()))
+    env = {**kafka.env, "HERSTELBUS_DATA_DIR": str(tmp_path / "data"),
+           "HERSTELBUS_OPS_PUBLIC_KEY_FILE": str(tmp_path / "ops.pub.pem"), "HERSTELBUS_ACKS_GRACE_S": "2"}
+    x = str(uuid.uuid4())
+    backlog = [(STATUS, "statusbericht", _receipt(str(uuid.uuid4()), "OVERDRACHT", ANDER, 10_000 + i))
+               for i in range(600)]
+    _send(kafka.bootstrap, [*backlog, (STATUS, "statusbericht", _receipt(x, "OVERDRACHT", GM, 9_999)),
+                            (gemeente_acks_topic(GM), "ontvangstbevestiging", _ack(x, "ONTVANGEN"))])
+    time.sleep(3)  # longer ago than the grace when the relay starts
+    log = tmp_path / "acks.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(supervised("acks"), env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        statuses = _records(kafka.bootstrap, STATUS, {x}, lambda rs: any(r["status"] != "ROUTED" for r in rs))
+        assert [r["status"] for r in statuses if r["status"] != "ROUTED"] == ["ONTVANGEN"], log.read_text()[-3000:]
+        refused = [line for line in log.read_text().splitlines() if x in line and '"geweigerd"' in line]
+        assert not refused, refused
+    finally:
+        stop(proc)

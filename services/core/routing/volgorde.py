@@ -82,14 +82,16 @@ def _niets_ouder_elders(kop: Wachtend, rijen: Mapping[Hashable, deque], standen:
                 return False
             continue
         stand = standen.get(p)
-        if stand is None or not _voorbij(stand, kop, nu_s, wacht_s):
+        if stand is None or not voorbij(stand, kop.ts_ms, kop.ontvangen_s, nu_s, wacht_s):
             return False
     return True
 
 
-def _voorbij(stand: Stand, kop: Wachtend, nu_s: float, wacht_s: float) -> bool:
-    if stand.laatste_ts_ms is not None and stand.laatste_ts_ms >= kop.ts_ms:
+def voorbij(stand: Stand, ts_ms: int, sinds_s: float, nu_s: float, wacht_s: float) -> bool:
+    """Whether a partition is known to hold nothing unreceived that was published before ``ts_ms``
+    (see the module docstring); ``sinds_s``: when the record that waits for it arrived."""
+    if stand.laatste_ts_ms is not None and stand.laatste_ts_ms >= ts_ms:
         return True
     ingehaald = (stand.volgende is not None and stand.einde is not None and stand.volgende >= stand.einde
-                 and stand.gepeild_ms is not None and stand.gepeild_ms >= kop.ts_ms)
-    return ingehaald or nu_s - max(stand.laatst_ontvangen_s, kop.ontvangen_s) >= wacht_s
+                 and stand.gepeild_ms is not None and stand.gepeild_ms >= ts_ms)
+    return ingehaald or nu_s - max(stand.laatst_ontvangen_s, sinds_s) >= wacht_s
