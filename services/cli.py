@@ -209,7 +209,7 @@ def _print_smoke(count: int) -> None:
 
 @main.group()
 def dev() -> None:
-    """The whole exchange on this machine: broker, topics, keys, key store, router, acks relay."""
+    """The whole exchange on this machine: broker, topics, keys, key store, router, acks relay, dashboard."""
 
 
 @dev.command("up")
@@ -223,7 +223,7 @@ def dev_up() -> None:
 
 @dev.command("down")
 def dev_down() -> None:
-    """Stop the acks relay, the router, the key store and the broker that `dev up` started."""
+    """Stop the dashboard, the acks relay, the router, the key store and the broker that `dev up` started."""
     from herstelbus.devstack import DevStack
 
     for line in DevStack(get_settings()).down():
@@ -236,14 +236,19 @@ def dev_down() -> None:
 @click.option("--keep", is_flag=True, help="Leave the dev stack running afterwards.")
 def demo(count: int, seed: int, keep: bool) -> None:
     """The real flow: dev stack up, a synthetic batch published and routed, a summary of every receipt;
-    gemeente connectors consume and acknowledge, and `herstelbus status` shows it."""
+    gemeente connectors consume and acknowledge, `herstelbus status` shows it, `herstelbus reconcile`
+    accounts for every event, and the dashboard shows it all."""
+    from datetime import datetime, timezone
+
     from herstelbus import demo as run_demo
-    from herstelbus.devstack import DevStack
+    from herstelbus.devstack import DASHBOARD_URL, DevStack
+    from herstelbus.ops.reconcile import run as reconcile
 
     settings = get_settings()
     stack = DevStack(settings)
     for line in stack.up():
         click.echo(line)
+    started = datetime.now(timezone.utc)
     try:
         with click.progressbar(length=1, label="receipts") as bar:
             def progress(done: int, total: int) -> None:
@@ -253,6 +258,13 @@ def demo(count: int, seed: int, keep: bool) -> None:
             summary = run_demo.run(settings.bootstrap, count, seed, progress)
         click.echo(run_demo.render(summary, stack.home / "demo-per-gemeente.csv"))
         run_demo.gemeenten(stack, summary, stack.home / "demo-jsonl", click.echo)
+        report = reconcile(settings.bootstrap, since=started)
+        click.echo(f"\n{report.summary()}  (herstelbus reconcile --since {started.isoformat(timespec='seconds')})")
+        click.echo(f"dashboard: {DASHBOARD_URL}")
+        if not report.ok:
+            raise HerstelbusError("reconcile found unaccounted events: run herstelbus reconcile for the list")
+        if not keep and sys.stdin.isatty():
+            click.prompt("press Enter to stop the dev stack", default="", show_default=False, prompt_suffix=" ")
     finally:
         if not keep:
             for line in stack.down():

@@ -31,12 +31,18 @@ from herstelbus.settings import Settings
 from herstelbus.topics import provision, wanted_topics
 
 KEYSTORE_PORT = 8470
-SERVICES = ("keystore", "router", "acks")  # started in this order, stopped in the reverse
+DASHBOARD_PORT = 8480
+SERVICES = ("keystore", "router", "acks", "dashboard")  # started in this order, stopped in the reverse
 # The faust workers under `herstelbus supervise`: restarted when they end themselves with 70.
 _WORKER = ["supervise", "--", sys.executable, "-m", "herstelbus"]
 ARGV = {"keystore": ["keys", "serve", "--port", str(KEYSTORE_PORT)], "router": [*_WORKER, "router"],
-        "acks": [*_WORKER, "acks"]}
-READY = {"keystore": "keystore_serving", "router": "Worker ready", "acks": "Worker ready"}  # logged once serving
+        "acks": [*_WORKER, "acks"], "dashboard": ["dashboard", "--port", str(DASHBOARD_PORT)]}
+# Logged once serving (the dashboard: uvicorn's own line, through herstelbus' log chain).
+READY = {"keystore": "keystore_serving", "router": "Worker ready", "acks": "Worker ready",
+         "dashboard": "Application startup complete"}
+DASHBOARD_URL = f"http://127.0.0.1:{DASHBOARD_PORT}/"
+# Each worker its own metrics port (/metrics, /healthz): they read the same variable.
+SERVICE_ENV = {"router": {"HERSTELBUS_METRICS_PORT": "9464"}, "acks": {"HERSTELBUS_METRICS_PORT": "9465"}}
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0  # after SIGTERM; then SIGKILL
 
@@ -139,7 +145,8 @@ class DevStack:
         log_path = self.home / "logs" / f"{name}.log"
         ready_before = _count(log_path, READY[name])
         with open(log_path, "ab") as log:
-            proc = subprocess.Popen(argv, env={**os.environ, **self.env()}, stdout=log, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(argv, env={**os.environ, **self.env(), **SERVICE_ENV.get(name, {})},
+                                    stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         pid_file.write_text(json.dumps({"pid": proc.pid, "argv": argv}))
         # Ready before `up` returns: whoever runs next (the demo) sees a working exchange, and a

@@ -125,7 +125,7 @@ def watch_progress(app: faust.App, topics: Iterable[str], progress: Progress, st
     since: dict[str, float] = {}
     last = progress.marker()
 
-    @app.timer(max(0.5, stall_after_s / 6))
+    @app.timer(max(0.5, min(5.0, stall_after_s / 6)))  # also /healthz's heartbeat: not too rare
     async def watchdog() -> None:
         nonlocal last
         consumer = app.consumer
