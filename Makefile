@@ -7,12 +7,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: help demo test test-unit bench system-deps venv jars kafka-up kafka-down clean
+.PHONY: help demo test test-unit bench reliability system-deps venv jars kafka-up kafka-down clean
 
 help:
 	@echo "make demo   - start Kafka, run the end-to-end path, print what happened"
 	@echo "make test   - install everything, run the whole test suite on a real broker"
 	@echo "make bench  - benchmarks (never part of make test)"
+	@echo "make reliability - the reliability suite at full size (short versions run in make test)"
 
 demo: system-deps venv jars
 	$(BIN)/herstelbus demo
@@ -22,6 +23,10 @@ test: system-deps venv jars
 
 test-unit: venv
 	$(BIN)/pytest tests/unit
+
+# Full-size fault scenarios (issue 10): figures to tests/reliability/RESULTS.md. Each may take long.
+reliability: system-deps venv jars
+	HERSTELBUS_RELIABILITY=full $(BIN)/pytest tests/reliability -o timeout=2400
 
 bench: system-deps venv jars
 	@set -e; for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script; done
