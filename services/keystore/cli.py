@@ -47,7 +47,8 @@ class _Group(click.Group):
     command_class = _Command
 
 
-def _actor() -> str:
+def os_actor() -> str:
+    """Who acted on this command line, for audit records: ``cli:<OS user>``."""
     try:
         return f"cli:{getpass.getuser()}"
     except Exception:  # no user name in this container: still an accountable channel
@@ -131,7 +132,7 @@ def register(gemeentecode: str, public_key_file: Path, valid_from: str | None, v
 
     start = _moment(valid_from, "--valid-from") or datetime.now(timezone.utc).replace(microsecond=0)
     key = GemeenteKey(gemeentecode, public_key, start, _moment(valid_until, "--valid-until"))
-    added = KeyAdmin(_store()).register_gemeente_key(key, _actor())
+    added = KeyAdmin(_store()).register_gemeente_key(key, os_actor())
     click.echo(f"{'registered' if added else 'already registered'}: {gemeentecode} key id {key.key_id}, "
                f"valid from {key.valid_from.isoformat()}"
                + (f" until {key.valid_until.isoformat()}" if key.valid_until else ""))
@@ -178,7 +179,7 @@ def token(gemeentecode: str, replace: bool) -> None:
     """Issue an API bearer token for GEMEENTECODE. Printed once; only its SHA-256 is stored."""
     from .store import KeyAdmin
 
-    click.echo(KeyAdmin(_store()).issue_token(gemeentecode, _actor(), replace=replace))
+    click.echo(KeyAdmin(_store()).issue_token(gemeentecode, os_actor(), replace=replace))
     click.echo(f"token for {gemeentecode}: shown once, stored only as a digest"
                + ("; earlier tokens revoked" if replace else ""), err=True)
 
@@ -231,7 +232,7 @@ def erase(bsn: str | None, pseudonym: str | None, yes: bool) -> None:
             f"{', '.join(preview.gemeenten) or 'no gemeente'}; records about this person can never be "
             f"opened again. Continue?", abort=True,
         )
-    result = admin.erase(subject, _actor())
+    result = admin.erase(subject, os_actor())
     click.echo(f"erased {subject}: {result.deleted_rows} key row(s) deleted; audit {result.audit_id}")
     click.echo("forget notices pending for: " + (", ".join(result.forget_notices) or "none (no gemeente received it)"))
 

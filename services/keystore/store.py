@@ -134,6 +134,10 @@ class KeyStore:
             return False
         return True
 
+    def erased_subjects(self, subjects: Collection[str]) -> set[str]:
+        """Those of ``subjects`` (pseudonyms) that were erased: their data is never published again."""
+        return self.run(lambda conn: self._erased(conn, subjects)) if subjects else set()
+
     # ---- shared reads (never of ``wrapped``) ----
 
     def _erased(self, conn: Connection, subjects: Collection[str]) -> set[str]:

@@ -16,17 +16,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import click
 
 from herstelbus.core.ops import replay as r
 from herstelbus.errors import HerstelbusError
+from herstelbus.ops.common import WACHT_S, nu
 
 STIL_S = 60.0  # no record for this long while the range is not read: the broker is not serving it
 BEVESTIG_PER = 500  # records sent before waiting for the broker's acks (bounds what a failure leaves open)
-WACHT_S = 60.0  # how long the broker may take to acknowledge what was sent
 
 
 class ReplayFout(HerstelbusError):
@@ -55,7 +54,7 @@ def herspeel(bootstrap: str, gemeentecode: str, van: r.Grens, tot: r.Grens | Non
     topic = gemeente_events_topic(gemeentecode)
     filter_, tempo = r.Filter(types), r.Tempo(rate)
     audit_id = str(uuid.uuid4())
-    r.controleer_audit(r.audit_record(audit_id=audit_id, at=_nu(), actor=actor, gemeentecode=gemeentecode,
+    r.controleer_audit(r.audit_record(audit_id=audit_id, at=nu(), actor=actor, gemeentecode=gemeentecode,
                                       topic=topic, tellingen=r.Tellingen(), bereiken=[]))
     try:
         consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
@@ -77,10 +76,6 @@ def herspeel(bootstrap: str, gemeentecode: str, van: r.Grens, tot: r.Grens | Non
         return uitkomst
     finally:
         consumer.close(autocommit=False)
-
-
-def _nu() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _bereiken(consumer: Any, topic: str, van: r.Grens, tot: r.Grens | None) -> list[r.Bereik]:
@@ -148,12 +143,12 @@ def _lees(consumer: Any, topic: str, bereiken: list[r.Bereik], doe: Callable[[An
 
 def _herspeel(consumer: Any, bootstrap: str, topic: str, gemeentecode: str, actor: str, source: str,
               filter_: r.Filter, tempo: r.Tempo, uitkomst: Uitkomst, voortgang: Callable[[int], None] | None) -> None:
-    from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
+    from herstelbus.ops.common import producer as make_producer
+
     tellingen = uitkomst.tellingen
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
-                             client_id="herstelbus-replay")
+    producer = make_producer(bootstrap, "herstelbus-replay")
     pending: list[tuple[int, Any]] = []
     verzonden, begonnen = 0, time.monotonic()
 
@@ -204,7 +199,7 @@ def _herspeel(consumer: Any, bootstrap: str, topic: str, gemeentecode: str, acto
             except KafkaError:
                 pass
         _audit(producer, source, r.audit_record(
-            audit_id=str(uitkomst.audit_id), at=_nu(), actor=actor, gemeentecode=gemeentecode, topic=topic,
+            audit_id=str(uitkomst.audit_id), at=nu(), actor=actor, gemeentecode=gemeentecode, topic=topic,
             tellingen=tellingen, bereiken=uitkomst.bereiken, reden=reden))
     finally:
         producer.close(timeout=WACHT_S)
@@ -218,12 +213,11 @@ def _herspeel(consumer: Any, bootstrap: str, topic: str, gemeentecode: str, acto
 def _audit(producer: Any, source: str, record: dict[str, Any]) -> None:
     from kafka.errors import KafkaError
 
-    from herstelbus.core import contracts
     from herstelbus.core.topology import AUDIT
+    from herstelbus.ops.common import send_audit
 
     try:
-        producer.send(AUDIT, key=record["audit_id"].encode(), value=contracts.encode("audit", record),
-                      headers=contracts.headers_for("audit", record, source=source)).get(timeout=WACHT_S)
+        send_audit(producer, source, [record])
     except KafkaError as exc:
         raise ReplayFout(f"replay {record['gemeentecode']}: {record['aantallen']['opnieuw_afgeleverd']} events "
                          f"re-delivered, but the audit record {record['audit_id']} was not written to {AUDIT} "
@@ -231,14 +225,6 @@ def _audit(producer: Any, source: str, record: dict[str, Any]) -> None:
 
 
 # -- the command --------------------------------------------------------------------------------------
-def _actor(actor: str | None) -> str:
-    if actor:
-        return actor
-    from herstelbus.keystore.cli import _actor as os_actor  # one rule for who acted, as erase records it
-
-    return os_actor()
-
-
 @click.command("replay")
 @click.option("--gemeente", "gemeentecode", required=True, metavar="GMxxxx",
               help="The gemeente whose topic (gemeente.GMxxxx.events.v1) is replayed.")
@@ -259,23 +245,17 @@ def replay(gemeentecode: str, van: str, tot: str | None, types: tuple[str, ...],
     """Re-deliver GMxxxx's retained events: the same records (event ids, sealed bytes, key) again on
     its topic with header ce_replay: true, for a gemeente whose system lost data. Erased persons
     stay unreadable. An audit record goes to herstel.audit.v1."""
-    import logging
-
     from herstelbus.connectors.gemeente.cli import _check_gemeente
-    from herstelbus.core.contracts import source_urn
-    from herstelbus.logs import configure_logging
-    from herstelbus.router.settings import RouterSettings
+    from herstelbus.ops.common import actor_of, exchange_source, quiet_logging
     from herstelbus.settings import get_settings
 
-    configure_logging()
-    logging.getLogger("kafka").setLevel(logging.WARNING)  # its INFO is per connection
+    quiet_logging()
     _check_gemeente(gemeentecode, "--gemeente")
-    exchange = RouterSettings()  # the exchange's OIN and system name (HERSTELBUS_OIN, _SYSTEEM)
     try:
         grens_van = r.lees_grens(van, "--from")
         grens_tot = r.lees_grens(tot, "--to") if tot is not None else None
-        kwargs = dict(types=types or None, dry_run=dry_run, rate=rate, actor=_actor(actor),
-                      source=source_urn(exchange.oin, exchange.systeem))
+        kwargs = dict(types=types or None, dry_run=dry_run, rate=rate, actor=actor_of(actor),
+                      source=exchange_source())
         if sys.stderr.isatty():
             with click.progressbar(length=1, label=f"replay {gemeentecode}", file=sys.stderr) as bar:
                 def lengte(n: int) -> None:

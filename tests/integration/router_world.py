@@ -18,6 +18,7 @@ from kafka import KafkaProducer
 
 from herstelbus.connectors.uht.publish import publish
 from herstelbus.core import contracts
+from herstelbus.core.bsn import is_valid_bsn
 from herstelbus.core.privacy import (
     GemeenteKey, KeyRowState, OpeningKeyring, PiiLayout, PseudonymSecret, generate_gemeente_key,
     generate_signing_key, key_ref, open_event, private_key_to_pem, public_key_to_pem,
@@ -29,6 +30,13 @@ from tests.integration.kafka_read import read_until
 VECTORS = Path(__file__).resolve().parents[1] / "unit" / "contracts" / "vectors"
 AMSTERDAM, ROTTERDAM, WEESP = "GM0363", "GM0599", "GM0457"
 PURPOSE = "https://gemeente.example/verwerkingen/herstel-kot"
+
+
+def fresh_bsn(rng) -> str:
+    """A valid BSN no other test uses (the broker's routing memory and erasures outlive tests)."""
+    while not is_valid_bsn(bsn := f"{rng.randrange(10**8, 10**9)}"):
+        pass
+    return bsn
 
 
 def _event(name: str, **changes) -> dict:

@@ -15,23 +15,16 @@ import random
 import pytest
 
 from herstelbus.core import contracts
-from herstelbus.core.bsn import is_valid_bsn
 from herstelbus.core.topology import STATUS, gemeente_events_topic
 from herstelbus.processes import stop
 from herstelbus.settings import get_settings
 from herstelbus.topics import provision, wanted_topics
 from tests.integration.kafka_read import bron_of
-from tests.integration.router_world import AMSTERDAM, ROTTERDAM, World, _event, start_router
+from tests.integration.router_world import AMSTERDAM, ROTTERDAM, World, _event, fresh_bsn, start_router
 
 pytestmark = pytest.mark.kafka
 
 BACKLOG = 600
-
-
-def _fresh_bsn(rng: random.Random) -> str:
-    while not is_valid_bsn(bsn := f"{rng.randrange(10**8, 10**9)}"):
-        pass
-    return bsn
 
 
 def test_a_pause_waits_for_the_overdracht_published_before_it(kafka, tmp_path) -> None:
@@ -41,7 +34,7 @@ def test_a_pause_waits_for_the_overdracht_published_before_it(kafka, tmp_path) -
     rng = random.Random(seed)
     # Fresh people and a fresh dossier: the broker's routing memory outlives earlier tests.
     dossier = f"UHT-2024-{rng.randrange(10**6):06d}"
-    ouder, partner = _fresh_bsn(rng), _fresh_bsn(rng)
+    ouder, partner = fresh_bsn(rng), fresh_bsn(rng)
     backlog = [_event("overdracht_volledig", gemeentecode=ROTTERDAM, dossiernummer=f"UHT-2023-{rng.randrange(10**6):06d}")
                for _ in range(BACKLOG)]
     overdracht = _event("overdracht_volledig", gemeentecode=AMSTERDAM, dossiernummer=dossier)

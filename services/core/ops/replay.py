@@ -207,11 +207,16 @@ class Filter:
         return Keuze.OPNIEUW
 
 
+def met_header(headers: Iterable[tuple[str, Any]], naam: str, waarde: bytes) -> list[tuple[str, bytes]]:
+    """The record's headers, unchanged and in order, plus ``naam: waarde`` exactly once (a copy of
+    a copy keeps one: the envelope refuses a header twice). Also for redrive and reroute copies."""
+    kept = [(k, v) for k, v in headers or () if not (isinstance(k, str) and k.lower() == naam)]
+    return [*kept, (naam, waarde)]
+
+
 def replay_headers(headers: Iterable[tuple[str, Any]]) -> list[tuple[str, bytes]]:
-    """The record's headers, unchanged and in order, plus ``ce_replay: true`` exactly once (a copy
-    of a copy keeps one: the envelope refuses a header twice)."""
-    kept = [(k, v) for k, v in headers or () if not (isinstance(k, str) and k.lower() == REPLAY_HEADER)]
-    return [*kept, (REPLAY_HEADER, REPLAY_WAARDE)]
+    """The record's headers plus ``ce_replay: true`` exactly once."""
+    return met_header(headers, REPLAY_HEADER, REPLAY_WAARDE)
 
 
 # -- how fast ------------------------------------------------------------------------------------
@@ -252,11 +257,16 @@ class Tellingen:
             self.dubbel += 1
 
 
-def resultaat(tellingen: Tellingen, reden: str | None) -> str:
-    """The audit contract's Resultaat: all done, some re-delivered before it stopped, or none."""
+def uitslag(gelukt: int, reden: str | None) -> str:
+    """The audit contract's Resultaat of an ops run: all done, ``gelukt`` records done before it
+    stopped for ``reden``, or none (also for redrive and reroute)."""
     if reden is None:
         return "GESLAAGD"
-    return "GEDEELTELIJK" if tellingen.opnieuw_afgeleverd else "MISLUKT"
+    return "GEDEELTELIJK" if gelukt else "MISLUKT"
+
+
+def resultaat(tellingen: Tellingen, reden: str | None) -> str:
+    return uitslag(tellingen.opnieuw_afgeleverd, reden)
 
 
 def aantallen(tellingen: Tellingen, bereiken: Sequence[Bereik]) -> dict[str, int]:
@@ -318,6 +328,6 @@ def _events(n: int) -> str:
 __all__ = [
     "ACTIE", "AFGEBROKEN", "BROKERFOUT", "Bereik", "COMPONENT", "Filter", "Grens", "Keuze", "Offsets",
     "OngeldigeInvoer", "REPLAY_HEADER", "REPLAY_WAARDE", "TYPES", "Tellingen", "Tempo", "Tijdstip", "VERWERKINGSFOUT",
-    "aantallen", "audit_record", "bereik", "controleer_audit", "header", "lees_grens", "partities", "replay_headers",
-    "resultaat", "samenvatting", "soort",
+    "aantallen", "audit_record", "bereik", "controleer_audit", "header", "lees_grens", "met_header", "partities",
+    "replay_headers", "resultaat", "samenvatting", "soort", "uitslag",
 ]

@@ -274,6 +274,7 @@ def test_every_record_is_classified_exactly_as_its_receipts_say(world) -> None:
 def test_command_exits_1_on_a_difference_and_prints_one_line_on_an_error(monkeypatch) -> None:
     from herstelbus.cli import main
     from herstelbus.ops import reconcile as adapter
+    from herstelbus.ops.common import OpsFout
 
     rec = record(0)
     seen = {}
@@ -295,7 +296,7 @@ def test_command_exits_1_on_a_difference_and_prints_one_line_on_an_error(monkeyp
     assert CliRunner().invoke(main, ["reconcile"]).exit_code == 0
 
     def broken(*a, **k):
-        raise adapter.ReconcileError("no Kafka broker answers on 127.0.0.1:1")
+        raise OpsFout("no Kafka broker answers on 127.0.0.1:1")
 
     monkeypatch.setattr(adapter, "run", broken)
     result = CliRunner().invoke(main, ["reconcile"])
