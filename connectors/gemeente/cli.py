@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 
-def _check_gemeente(gemeentecode: str, what: str = "GEMEENTECODE") -> None:
+def check_gemeente(gemeentecode: str, what: str = "GEMEENTECODE") -> None:
     from herstelbus.core.privacy import PrivacyError
     from herstelbus.core.privacy.keys import check_gemeentecode
     from herstelbus.errors import HerstelbusError
@@ -52,7 +52,7 @@ def consume(gemeentecode: str, key_dir: Path, sink_spec: str, ack: bool, once: b
 
     configure_logging()
     logging.getLogger("kafka").setLevel(logging.WARNING)  # its INFO is per connection: noise for a gemeente
-    _check_gemeente(gemeentecode)
+    check_gemeente(gemeentecode)
     sink = open_sink(sink_spec, gemeentecode)
     bootstrap = get_settings().bootstrap
     bevestiger = Bevestiger(bootstrap, gemeentecode, oin=os.environ.get("HERSTELBUS_GEMEENTE_OIN")) if ack else None
@@ -84,7 +84,7 @@ def ack(event_id: str, gemeentecode: str, status: str, reden: str | None, toelic
 
     from .bevestiging import Bevestiger, handmatig
 
-    _check_gemeente(gemeentecode, "--gemeente")
+    check_gemeente(gemeentecode, "--gemeente")
     record = handmatig(gemeentecode, event_id, status, reden=reden, toelichting=toelichting)
     bevestiger = Bevestiger(get_settings().bootstrap, gemeentecode, oin=os.environ.get("HERSTELBUS_GEMEENTE_OIN"))
     try:

@@ -245,12 +245,12 @@ def replay(gemeentecode: str, van: str, tot: str | None, types: tuple[str, ...],
     """Re-deliver GMxxxx's retained events: the same records (event ids, sealed bytes, key) again on
     its topic with header ce_replay: true, for a gemeente whose system lost data. Erased persons
     stay unreadable. An audit record goes to herstel.audit.v1."""
-    from herstelbus.connectors.gemeente.cli import _check_gemeente
+    from herstelbus.connectors.gemeente.cli import check_gemeente
     from herstelbus.ops.common import actor_of, exchange_source, quiet_logging
     from herstelbus.settings import get_settings
 
     quiet_logging()
-    _check_gemeente(gemeentecode, "--gemeente")
+    check_gemeente(gemeentecode, "--gemeente")
     try:
         grens_van = r.lees_grens(van, "--from")
         grens_tot = r.lees_grens(tot, "--to") if tot is not None else None
