@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import os
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -63,9 +64,46 @@ def install(strict_topics: Iterable[str]) -> None:
     Recovery.on_recovery_completed = _resume_streams_last(Recovery.on_recovery_completed)
     Recovery._resume_streams = _resume_streams_last(Recovery._resume_streams)
     Consumer._add_gap = _refuse_gaps(Consumer._add_gap)
+    faust.App._stop_consumer = _stopping_lets_go(faust.App._stop_consumer)
+    Consumer.wait_empty = _not_waiting_for_kept(Consumer.wait_empty)
+    Consumer._clean_unacked_messages = _not_waiting_for_kept(Consumer._clean_unacked_messages)
 
 
 _STRICT: set[str] = set()
+# Messages herstelbus keeps a reference to beyond faust's own processing (the router's Wachtrij):
+# unacknowledged, so never committed. faust's stop waits for every unacknowledged message, and
+# timers (which would route them) stop first: without this a router stopped while records wait
+# for UHT's order never ended. When stopping, faust no longer waits for these; they are read
+# again after the restart.
+_KEPT: weakref.WeakSet = weakref.WeakSet()
+
+
+def keep(message: Any) -> None:
+    """Hold ``message`` beyond its stream's acknowledgement (release it with :func:`let_go`)."""
+    message.incref()
+    _KEPT.add(message)
+
+
+def let_go(message: Any) -> None:
+    """No longer held here; the caller acknowledges it (routed) or drops it (revoked)."""
+    _KEPT.discard(message)
+
+
+def _stopping_lets_go(stop_consumer: Callable) -> Callable:
+    @functools.wraps(stop_consumer)
+    async def stop(self: faust.App) -> None:
+        self._herstelbus_stopping = True
+        await stop_consumer(self)
+    return stop
+
+
+def _not_waiting_for_kept(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def forget_kept(self: Consumer, *args: Any) -> Any:
+        if getattr(self.app, "_herstelbus_stopping", False) and _KEPT:
+            self._unacked_messages -= set(_KEPT)
+        return method(self, *args)
+    return forget_kept
 
 
 def committed_offset(consumer: Consumer, tp: Any) -> int | None:

@@ -3,6 +3,7 @@ firmly; and a minimal supervisor for where no systemd or Kubernetes restarts the
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import subprocess
 import sys
@@ -20,6 +21,16 @@ def stop(proc: subprocess.Popen, timeout_s: float = 30.0) -> int:
     except subprocess.TimeoutExpired:
         proc.kill()
         return proc.wait()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _ends_with_parent() -> None:
+    """In the child, before exec (Linux): SIGTERM when the supervisor dies, even by SIGKILL, so a
+    worker never runs on as an orphan holding its partitions (it drains and commits as on a stop)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def supervise(argv: Sequence[str], *, restart_on: frozenset[int] = frozenset({EXIT_RESTART}),
@@ -41,7 +52,7 @@ def supervise(argv: Sequence[str], *, restart_on: frozenset[int] = frozenset({EX
     restarts = 0
     try:
         while True:
-            child = subprocess.Popen(list(argv))
+            child = subprocess.Popen(list(argv), preexec_fn=_ends_with_parent)
             if stopping:  # the signal came while it was being started: it never saw it
                 child.terminate()
             code = child.wait()

@@ -1,10 +1,11 @@
 """The router's waiting room: input records held until their turn (herstelbus.core.routing.volgorde).
 
 faust acknowledges a take_events batch when the loop body ends; a record held here keeps one
-reference of its own (``Message.incref``), so faust cannot commit its offset, nor any later one of
-its partition, until it is routed and that reference is released. A crash or a SIGTERM while
-records wait loses nothing: they come back from the committed offset. A revoked partition's
-records are dropped here (the new owner reads them again) without being acknowledged.
+reference of its own (``faustpatch.keep``), so faust cannot commit its offset, nor any later one
+of its partition, until it is routed and that reference is released. A crash or a SIGTERM while
+records wait loses nothing: they come back from the committed offset (on a stop faust no longer
+waits for them: faustpatch). A revoked partition's records are dropped here (the new owner reads
+them again) without being acknowledged.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from herstelbus import metrics
+from herstelbus import faustpatch
 from herstelbus.core.routing.besluit import FAN_OUT
 from herstelbus.core.routing.volgorde import Stand, Wachtend, kies
 from herstelbus.faustkit import partition_stand
@@ -35,7 +37,7 @@ class Wachtrij:
         now = self.clock()
         for event in events:
             msg = event.message
-            msg.incref()  # ours: released in afgehandeld()
+            faustpatch.keep(msg)  # ours: released in afgehandeld() or vergeet()
             ts_ms = int(msg.timestamp * 1000)
             self.rijen.setdefault(msg.tp, deque()).append(
                 Wachtend(msg.tp, msg.offset, ts_ms, TOPIC_TYPES.get(msg.topic) in FAN_OUT, now, event))
@@ -56,13 +58,16 @@ class Wachtrij:
     def afgehandeld(events: Iterable[Any]) -> None:
         """Routed: release our reference, so faust may commit them."""
         for event in events:
+            faustpatch.let_go(event.message)
             event.ack()
 
     def vergeet(self, tps: Iterable[Any]) -> int:
         """Partitions revoked: their waiting records go to the new owner from the committed offset."""
         dropped = 0
         for tp in tps:
-            dropped += len(self.rijen.pop(tp, ()))
+            for w in self.rijen.pop(tp, ()):
+                faustpatch.let_go(w.item.message)
+                dropped += 1
             self.ontvangen.pop(tp, None)
         metrics.ROUTER_WAITING.set(len(self))
         return dropped

@@ -34,3 +34,40 @@ def test_sigterm_reaches_the_worker_and_ends_the_supervision() -> None:
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0 and time.monotonic() - started < 20
+
+
+def test_a_killed_supervisor_takes_its_worker_along(tmp_path: Path) -> None:
+    """SIGKILL can't be passed on: the worker gets SIGTERM from the kernel (PR_SET_PDEATHSIG) rather
+    than run on as an orphan holding its partitions."""
+    marker = tmp_path / "worker.pid"
+    proc = subprocess.Popen([sys.executable, "-m", "herstelbus", "supervise", "--", sys.executable, "-c",
+                             f"import os, pathlib, time; pathlib.Path({str(marker)!r}).write_text(str(os.getpid())); "
+                             "time.sleep(60)"])
+    deadline = time.monotonic() + 30
+    while not marker.exists() or not marker.read_text():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    worker = int(marker.read_text())
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{worker}").exists() and "zombie" not in _state(worker):
+        assert time.monotonic() < deadline, "the worker outlived its supervisor"
+        time.sleep(0.05)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
+    except (OSError, IndexError):
+        return "zombie"
+
+
+def test_a_worker_stopped_while_it_is_still_starting_exits_0() -> None:
+    """Before faust or supervise handle signals (the imports take most of a second): nothing was
+    read, so the stop is as clean as a drained worker's."""
+    proc = subprocess.Popen([sys.executable, "-m", "herstelbus", "router"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    time.sleep(0.15)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
