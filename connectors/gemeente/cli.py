@@ -8,6 +8,9 @@ from pathlib import Path
 import click
 
 
+ONCE_KEYSTORE_WAIT_S = 120.0
+
+
 def check_gemeente(gemeentecode: str, what: str = "GEMEENTECODE") -> None:
     from herstelbus.core.privacy import PrivacyError
     from herstelbus.core.privacy.keys import check_gemeentecode
@@ -59,7 +62,10 @@ def consume(gemeentecode: str, key_dir: Path, sink_spec: str, ack: bool, once: b
     try:
         with GemeenteConsumer.from_env(gemeentecode, key_dir=key_dir, keystore_url=keystore_url,
                                        verify_key_file=verify_key, purpose=purpose, bootstrap=bootstrap,
-                                       group_id=group_id) as consumer:
+                                       group_id=group_id,
+                                       # running: wait for a key store that is away (a deploy);
+                                       # --once: give up after two minutes, with one clear line
+                                       keystore_retry_s=ONCE_KEYSTORE_WAIT_S if once else None) as consumer:
             samenvatting = run(consumer, sink, bevestiger, once=once)
     finally:
         sink.close()

@@ -119,7 +119,8 @@ class GemeenteConsumer:
     @classmethod
     def from_env(cls, gemeentecode: str, *, key_dir: Path, keystore_url: str | None = None,
                  token: str | None = None, verify_key_file: Path | None = None,
-                 purpose: str = DEFAULT_PURPOSE, **kw: Any) -> GemeenteConsumer:
+                 purpose: str = DEFAULT_PURPOSE, keystore_retry_s: float | None = None,
+                 **kw: Any) -> GemeenteConsumer:
         """Arguments win over ``HERSTELBUS_KEYSTORE_API`` / ``_GEMEENTE_TOKEN`` / ``_EXCHANGE_VERIFY_KEY_FILE``."""
         keystore_url = keystore_url or os.environ.get("HERSTELBUS_KEYSTORE_API")
         token = token or os.environ.get("HERSTELBUS_GEMEENTE_TOKEN")
@@ -131,7 +132,8 @@ class GemeenteConsumer:
         if verify is None:
             raise ConfigFout("no exchange verify key: set HERSTELBUS_EXCHANGE_VERIFY_KEY_FILE or pass --verify-key")
         keyring = OpeningKeyring(gemeentecode, load_private_keys(key_dir, gemeentecode), [load_verify_key_file(verify)])
-        return cls(gemeentecode, keyring, Sleutelkluis(keystore_url, token, gemeentecode, purpose=purpose), **kw)
+        kluis = Sleutelkluis(keystore_url, token, gemeentecode, purpose=purpose, retry_for_s=keystore_retry_s)
+        return cls(gemeentecode, keyring, kluis, **kw)
 
     # -- reading ----------------------------------------------------------------------------------
     def poll(self, timeout_ms: int = 1000) -> Batch:

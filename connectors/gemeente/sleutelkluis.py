@@ -2,7 +2,10 @@
 ``http.client`` on one kept-alive connection, no extra dependency.
 
 Failures are ``SleutelkluisFout`` with the HTTP status or a fixed cause, never the response body
-(it could echo a request value) and never the token.
+(it could echo a request value) and never the token. A key store that is away (connection refused
+or reset, timeout, 429, 502/503/504: a restart, a deploy, its database down) is waited for with
+backoff, for ever by default, as the router waits: a long-running consumer must ride out a key store
+deploy. ``retry_for_s`` bounds the wait (``gemeente consume --once``).
 """
 
 from __future__ import annotations
@@ -11,15 +14,21 @@ import base64
 import http.client
 import json
 import secrets
+import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from herstelbus.core.privacy import KeyRef, KeyRowState, WrappedKey
 from herstelbus.errors import HerstelbusError
+from herstelbus.logs import get_logger
+
+from .backoff import Backoff, parse_retry_after
 
 MAX_REFS = 1000  # openapi.yaml ReleaseRequest.refs.maxItems
 DEFAULT_PURPOSE = "herstel-kot"
+AWAY = frozenset({429, 502, 503, 504})  # the key store (or what is in front of it) is there again soon
+log = get_logger("herstelbus.gemeente")
 
 
 class SleutelkluisFout(HerstelbusError):
@@ -28,7 +37,8 @@ class SleutelkluisFout(HerstelbusError):
 
 class Sleutelkluis:
     def __init__(self, base_url: str, token: str, gemeentecode: str, *, purpose: str = DEFAULT_PURPOSE,
-                 timeout_s: float = 30.0) -> None:
+                 timeout_s: float = 30.0, retry_for_s: float | None = None, backoff: Backoff = Backoff(),
+                 sleep=time.sleep, clock=time.monotonic) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise SleutelkluisFout("key store URL: http(s)://host[:port] expected")
@@ -38,6 +48,7 @@ class Sleutelkluis:
         self._token, self.gemeentecode, self.purpose, self._timeout = token, gemeentecode, purpose, timeout_s
         self._conn: http.client.HTTPConnection | None = None
         self.requests = 0  # for tests and the benchmark: one release per poll batch
+        self.retry_for_s, self._backoff, self._sleep, self._clock = retry_for_s, backoff, sleep, clock
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
@@ -54,23 +65,41 @@ class Sleutelkluis:
         if trace:
             headers["traceparent"] = trace
         self.requests += 1
+        what = f"{method} {path.split('?')[0]}"
+        started, attempt = self._clock(), 0
+        while True:
+            try:
+                status, payload, retry_after = self._once(method, path, data, headers)
+                if status not in AWAY:
+                    break
+                why, wait = f"HTTP {status}", parse_retry_after(retry_after)
+            except SleutelkluisFout as away:
+                why, wait = str(away), None
+            attempt += 1
+            wait = self._backoff.delay(attempt) if wait is None else wait
+            if self.retry_for_s is not None and self._clock() - started + wait > self.retry_for_s:
+                raise SleutelkluisFout(f"key store away for {self.retry_for_s:.0f}s ({why}) on {what}")
+            log.warning("keystore_away_retrying", gemeentecode=self.gemeentecode, cause=why, retry_in_s=round(wait, 2))
+            self._sleep(wait)
+        if status != 200:
+            raise SleutelkluisFout(f"key store answered HTTP {status} on {what}")
+        try:
+            return json.loads(payload)
+        except ValueError:
+            raise SleutelkluisFout(f"key store answered no JSON on {what}") from None
+
+    def _once(self, method: str, path: str, data: bytes | None, headers: dict) -> tuple[int, bytes, str | None]:
         for attempt in (1, 2):  # a kept-alive connection the server closed meanwhile: reconnect once
             try:
                 conn = self._connection()
                 conn.request(method, self._prefix + path, body=data, headers=headers)
                 resp = conn.getresponse()
-                payload = resp.read()
-                break
+                return resp.status, resp.read(), resp.getheader("Retry-After")
             except (http.client.HTTPException, OSError) as exc:
                 self.close()
                 if attempt == 2:
                     raise SleutelkluisFout(f"key store unreachable ({type(exc).__name__})") from None
-        if resp.status != 200:
-            raise SleutelkluisFout(f"key store answered HTTP {resp.status} on {method} {path.split('?')[0]}")
-        try:
-            return json.loads(payload)
-        except ValueError:
-            raise SleutelkluisFout(f"key store answered no JSON on {method} {path.split('?')[0]}") from None
+        raise AssertionError("unreachable")
 
     def aankondigingen(self, kek_ids: Sequence[str]) -> dict[str, bytes]:
         """The signed announcement bytes per KEK id the store knows (unverified: the caller adds

@@ -27,16 +27,13 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import ssl
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -46,6 +43,7 @@ from herstelbus.core.contracts import source_urn
 from herstelbus.core.contracts.envelope import SPECVERSION, ce_type, format_sequence
 from herstelbus.core.contracts.jsonlines import format_timestamp
 
+from .backoff import Backoff, parse_retry_after
 from .bevestiging import SYSTEEM, placeholder_oin
 from .jsonl import regel
 from .resultaat import Geopend
@@ -87,33 +85,6 @@ def verify_signature(secret: bytes, timestamp: str, body: bytes, header: str, *,
     except InvalidSignature:
         return False
     return True
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delay-seconds or HTTP-date); None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base * 2**n))."""
-
-    base_s: float = 0.5
-    cap_s: float = 30.0
-
-    def delay(self, attempt: int, rand: Callable[[float, float], float] = random.uniform) -> float:
-        return rand(0.0, min(self.cap_s, self.base_s * 2 ** min(attempt, 32)))
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
