@@ -71,7 +71,7 @@ def bench_broker(name: str, wipes: str, reset_allowed: bool) -> Iterator[str]:
     else:
         own_dir = Path(tempfile.mkdtemp(prefix=f"herstelbus-bench-{name}-"))
     ports = {} if "HERSTELBUS_KAFKA_PORT" in os.environ else {
-        "kafka_port": free_port(), "kafka_controller_port": free_port()}
+        "kafka_port": free_port(), "kafka_controller_port": free_port(), "kafka_sasl_port": free_port()}
     settings = Settings(data_dir=own_dir, cache_dir=base.cache_dir.resolve(), **ports)
     broker = LocalBroker(settings)
     broker.down()  # a broker a crashed run of this bench left in its own dir

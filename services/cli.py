@@ -123,18 +123,37 @@ def topics() -> None:
 @click.option("--dry-run", is_flag=True, help="Only say what would be created.")
 @click.option("--on", "on_date", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Gemeenten existing on this date or later (default: today).")
-def provision(dry_run: bool, on_date) -> None:
-    """Create every missing topic (idempotent); existing topics are left as they are."""
+@click.option("--principals", is_flag=True,
+              help="Also the SCRAM users (a credentials file each, 0600, under the data dir) and their ACLs.")
+def provision(dry_run: bool, on_date, principals: bool) -> None:
+    """Create every missing topic (idempotent); existing topics are left as they are.
+
+    With --principals: a SCRAM-SHA-512 user per party (UHT, router, acks relay, ops, each gemeente)
+    with a generated password written to HERSTELBUS_DATA_DIR/credentials/<user>.json, and the
+    ACLs of services/core/acls.py. Existing credential files keep their passwords.
+    """
     from datetime import date
 
-    from herstelbus.topics import provision as run, wanted_topics
+    from herstelbus.core.gemeenten import gemeenten_vanaf
+    from herstelbus.topics import client_options, provision as run, provision_principals, wanted_topics
 
     settings = get_settings()
-    specs = wanted_topics(settings.topic_policy(), on_date.date() if on_date else date.today())
-    report = run(settings.bootstrap, specs, settings.replication_factor, dry_run=dry_run)
+    on = on_date.date() if on_date else date.today()
+    specs = wanted_topics(settings.topic_policy(), on)
+    options = client_options(settings.kafka_client_config) if settings.kafka_client_config else {}
+    bootstrap = options.pop("bootstrap_servers", None) or settings.bootstrap
+    report = run(bootstrap, specs, settings.replication_factor, dry_run=dry_run, client_options=options)
     verb = "would create" if dry_run else "created"
     click.echo(f"{len(specs)} topics wanted: {verb} {len(report.created)}, "
-               f"{len(report.existing)} already existed (on {settings.bootstrap})")
+               f"{len(report.existing)} already existed (on {bootstrap})")
+    if principals:
+        codes = [g.code for g in gemeenten_vanaf(on)]
+        done = provision_principals(bootstrap, codes, settings.credentials_dir, ssl_cafile=settings.ssl_cafile,
+                                    sasl_bootstrap=settings.sasl_bootstrap, dry_run=dry_run, admin_options=options)
+        total = len(done.created) + len(done.kept) + len(done.restored)
+        click.echo(f"{total} principals: {verb} {len(done.created)}, {len(done.kept)} kept, "
+                   f"{len(done.restored)} restored from their files; ACLs: {verb} {done.acls_created}, "
+                   f"{done.acls_existing} already present; credentials in {settings.credentials_dir}")
 
 
 # -- router ------------------------------------------------------------------------------------

@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(
         default=0, ge=0, le=65535, description="KRaft controller port; 0 means kafka_port + 1."
     )
+    kafka_sasl_port: int = Field(default=0, ge=0, le=65535, description=(
+        "Port of the local broker's SASL_SSL listener (SCRAM-SHA-512 over TLS); 0 means kafka_port + 2."))
+    kafka_sasl_bootstrap: str = Field(default="", description=(
+        "SASL_SSL bootstrap servers written into the credential files; empty: the local broker's SASL listener."))
+    kafka_ssl_cafile: Path | None = Field(default=None, description=(
+        "CA certificate (PEM) clients trust on the SASL_SSL listener; default: the local broker's dev CA."))
+    kafka_client_config: Path | None = Field(default=None, description=(
+        "A credentials file (JSON, as `topics provision --principals` writes) the provisioning admin "
+        "connects with, e.g. the super user over SASL_SSL; default: no authentication (local plaintext)."))
     kafka_heap: str = Field(default="512m", description="Java heap for the local broker.")
     kafka_start_timeout: float = Field(
         default=90.0, gt=0, description="Seconds to wait for the local broker to answer metadata."
@@ -74,6 +83,23 @@ class Settings(BaseSettings):
     @property
     def controller_port(self) -> int:
         return self.kafka_controller_port or self.kafka_port + 1
+
+    @property
+    def sasl_port(self) -> int:
+        return self.kafka_sasl_port or self.kafka_port + 2
+
+    @property
+    def credentials_dir(self) -> Path:
+        """Where provisioning writes each principal's credentials (0600 files, never committed)."""
+        return self.data_dir / "credentials"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        return self.kafka_sasl_bootstrap or f"127.0.0.1:{self.sasl_port}"
+
+    @property
+    def ssl_cafile(self) -> Path:
+        return self.kafka_ssl_cafile or self.kafka_dir / "tls" / "ca.pem"
 
     def topic_policy(self) -> TopicPolicy:
         return TopicPolicy(

@@ -12,6 +12,7 @@ import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +33,13 @@ class KafkaUnderTest:
     bootstrap: str
     started_by_tests: bool
     env: dict[str, str]  # what a herstelbus subprocess needs to reach this broker
+    # The SASL_SSL listener (SCRAM-SHA-512) and the CA clients trust there: known for a broker this
+    # session started, or one `herstelbus kafka up` started for these settings; else None.
+    sasl_bootstrap: str | None = None
+    ca_file: Path | None = None
+    # The broker's log.dirs and its own logs, for tests that inspect what the broker stored.
+    data_dir: Path | None = None
+    logs_dir: Path | None = None
 
 
 @pytest.fixture(scope="session")
@@ -40,19 +48,27 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaUnderTest]:
     cache_dir = base.cache_dir.resolve()
     run_dir = tmp_path_factory.mktemp("herstelbus-run")
     broker: LocalBroker | None = None
+    known: LocalBroker | None = None  # the broker whose files we know (ours, or `kafka up`'s)
+    sasl_bootstrap: str | None = None
+    ca_file: Path | None = None
     if base.bootstrap_servers:
         if cluster_info(base.bootstrap) is None:
             pytest.fail(f"HERSTELBUS_BOOTSTRAP_SERVERS={base.bootstrap} does not answer")
         bootstrap = base.bootstrap
     elif cluster_info(base.bootstrap, timeout_s=2.0) is not None:
         bootstrap = base.bootstrap
+        local = LocalBroker(base)
+        info = local.status()
+        if info is not None and info.pid is not None:  # `herstelbus kafka up` started it (its pid file)
+            known, sasl_bootstrap, ca_file = local, info.sasl_bootstrap, info.ca_file
     else:
         # Per session (pytest keeps the last three, logs included): sessions may run side by side.
         data_dir = tmp_path_factory.mktemp("broker")
         settings = Settings(data_dir=data_dir, cache_dir=cache_dir, kafka_port=free_port(),
-                            kafka_controller_port=free_port())
-        broker = LocalBroker(settings)
-        bootstrap = broker.up().bootstrap
+                            kafka_controller_port=free_port(), kafka_sasl_port=free_port())
+        broker = known = LocalBroker(settings)
+        started = broker.up()
+        bootstrap, sasl_bootstrap, ca_file = started.bootstrap, started.sasl_bootstrap, started.ca_file
     env = {
         "HERSTELBUS_BOOTSTRAP_SERVERS": bootstrap,
         "HERSTELBUS_DATA_DIR": str(run_dir),
@@ -63,7 +79,8 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaUnderTest]:
     os.environ.update(env)
     get_settings.cache_clear()
     try:
-        yield KafkaUnderTest(bootstrap, broker is not None, env)
+        yield KafkaUnderTest(bootstrap, broker is not None, env, sasl_bootstrap=sasl_bootstrap, ca_file=ca_file,
+                             data_dir=known.data if known else None, logs_dir=known.logs if known else None)
     finally:
         for key, value in saved.items():
             if value is None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from herstelbus.devkafka.config import broker_overrides, deploy_dir, pinned_kafka_version, render_properties
 from herstelbus.devkafka.errors import DevKafkaError
 from herstelbus.devkafka.probe import ClusterInfo, cluster_info
+from herstelbus.devkafka.tls import ensure_broker_tls
 from herstelbus.devkafka.toolchain import ensure_jars, java_executable
 from herstelbus.settings import Settings
 
@@ -30,6 +31,8 @@ class BrokerInfo:
     listener: str
     cluster: ClusterInfo
     already_running: bool = False
+    sasl_bootstrap: str | None = None  # the SASL_SSL listener (SCRAM-SHA-512), when this broker has one
+    ca_file: Path | None = None  # the CA clients trust on that listener
 
 
 class LocalBroker:
@@ -41,6 +44,8 @@ class LocalBroker:
         self.pid_file = self.home / "broker.pid"
         self.properties = self.home / "server.properties"
         self.bootstrap = f"127.0.0.1:{settings.kafka_port}"
+        self.sasl_bootstrap = f"127.0.0.1:{settings.sasl_port}"
+        self.tls_dir = self.home / "tls"
 
     # -- lifecycle ---------------------------------------------------------------------------
     def up(self) -> BrokerInfo:
@@ -48,7 +53,7 @@ class LocalBroker:
         record = self._running_record()
         if record is not None:
             return self._wait_ready(record, already_running=True)
-        for port in (self.settings.kafka_port, self.settings.controller_port):
+        for port in (self.settings.kafka_port, self.settings.controller_port, self.settings.sasl_port):
             _require_free_port(port)
 
         folder = deploy_dir(self.settings)
@@ -58,8 +63,12 @@ class LocalBroker:
         classpath = f"{libs}/*"
 
         self.logs.mkdir(parents=True, exist_ok=True)
+        tls = ensure_broker_tls(self.tls_dir)
         template = (folder / "server.properties").read_text()
-        self.properties.write_text(render_properties(template, broker_overrides(self.settings, self.data)))
+        # The rendered file holds the keystore password: owner-only before anything is written.
+        self.properties.touch(mode=0o600)
+        os.chmod(self.properties, 0o600)
+        self.properties.write_text(render_properties(template, broker_overrides(self.settings, self.data, tls)))
         if not (self.data / "meta.properties").is_file():
             self._format(java, classpath)
 
@@ -75,7 +84,8 @@ class LocalBroker:
             proc = subprocess.Popen(jvm, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True, cwd=self.home)
         record = {"pid": proc.pid, "version": version, "port": self.settings.kafka_port,
-                  "controller_port": self.settings.controller_port, "properties": str(self.properties),
+                  "controller_port": self.settings.controller_port, "sasl_port": self.settings.sasl_port,
+                  "ca_file": str(tls.ca_file), "properties": str(self.properties),
                   "started_at": time.time()}
         self.pid_file.write_text(json.dumps(record))
         try:
@@ -172,13 +182,18 @@ class LocalBroker:
         )
 
     def _info(self, record: dict | None, info: ClusterInfo, *, already_running: bool) -> BrokerInfo:
+        # Only a broker started with a SASL listener records its port (older pid files have none).
+        sasl_port = (record or {}).get("sasl_port")
+        sasl = f"127.0.0.1:{sasl_port}" if sasl_port else None
         return BrokerInfo(
             bootstrap=self.bootstrap,
             pid=record["pid"] if record else None,
             version=record["version"] if record else "unknown",
-            listener=f"PLAINTEXT://{self.bootstrap}",
+            listener=f"PLAINTEXT://{self.bootstrap}" + (f", SASL_SSL://{sasl}" if sasl else ""),
             cluster=info,
             already_running=already_running,
+            sasl_bootstrap=sasl,
+            ca_file=Path(record["ca_file"]) if sasl and record.get("ca_file") else None,
         )
 
 
@@ -192,7 +207,7 @@ def _require_free_port(port: int) -> None:
             if exc.errno == errno.EADDRINUSE:
                 raise DevKafkaError(
                     f"port {port} on 127.0.0.1 is already in use by another process; stop it or set "
-                    "HERSTELBUS_KAFKA_PORT / HERSTELBUS_KAFKA_CONTROLLER_PORT"
+                    "HERSTELBUS_KAFKA_PORT / HERSTELBUS_KAFKA_CONTROLLER_PORT / HERSTELBUS_KAFKA_SASL_PORT"
                 ) from None
             raise DevKafkaError(f"cannot bind 127.0.0.1:{port}: {exc.strerror}") from None
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import herstelbus
 from herstelbus.devkafka.errors import DevKafkaError
+from herstelbus.devkafka.tls import BrokerTls
 from herstelbus.settings import Settings
 
 _POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
@@ -45,11 +46,21 @@ def render_properties(template: str, overrides: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def broker_overrides(settings: Settings, data_dir: Path) -> dict[str, str]:
+def broker_overrides(settings: Settings, data_dir: Path, tls: BrokerTls | None = None) -> dict[str, str]:
+    """The rendered keys. With ``tls``, a SASL_SSL listener (SCRAM-SHA-512) on ``settings.sasl_port``
+    next to the plaintext one; without, the plaintext listener only."""
     port, cport = settings.kafka_port, settings.controller_port
-    return {
+    overrides = {
         "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
         "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
         "controller.quorum.voters": f"1@127.0.0.1:{cport}",
         "log.dirs": str(data_dir),
     }
+    if tls is not None:
+        sasl = f"SASL_SSL://127.0.0.1:{settings.sasl_port}"
+        overrides["listeners"] += f",{sasl}"
+        overrides["advertised.listeners"] += f",{sasl}"
+        overrides["ssl.keystore.location"] = str(tls.keystore)
+        overrides["ssl.keystore.password"] = tls.keystore_password
+        overrides["ssl.key.password"] = tls.keystore_password
+    return overrides

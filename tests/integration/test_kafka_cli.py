@@ -29,6 +29,7 @@ def own_broker_env(kafka, tmp_path: Path) -> dict[str, str]:
         "HERSTELBUS_CACHE_DIR": kafka.env["HERSTELBUS_CACHE_DIR"],
         "HERSTELBUS_KAFKA_PORT": str(free_port()),
         "HERSTELBUS_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "HERSTELBUS_KAFKA_SASL_PORT": str(free_port()),
         "HERSTELBUS_BOOTSTRAP_SERVERS": "",
     }
 
