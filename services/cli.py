@@ -135,7 +135,8 @@ def provision(dry_run: bool, on_date, principals: bool) -> None:
     from datetime import date
 
     from herstelbus.core.gemeenten import gemeenten_vanaf
-    from herstelbus.topics import client_options, provision as run, provision_principals, wanted_topics
+    from herstelbus.kafkaclient import client_options
+    from herstelbus.topics import provision as run, provision_principals, wanted_topics
 
     settings = get_settings()
     on = on_date.date() if on_date else date.today()

@@ -8,6 +8,7 @@ them explicitly, so a misspelt topic fails instead of appearing silently.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -19,6 +20,7 @@ from aiokafka.errors import KafkaError
 from faust.streams import _current_event
 
 from herstelbus import faustpatch
+from herstelbus.kafkaclient import security
 from herstelbus.core.routing.volgorde import Stand
 from herstelbus.logs import configure_logging, get_logger
 from herstelbus.settings import Settings
@@ -41,8 +43,22 @@ def make_app(app_id: str, settings: Settings, strict_topics: Iterable[str] = (),
         "producer_acks": -1,
         "consumer_auto_offset_reset": "earliest",
     }
+    credentials = broker_credentials(settings)
+    if credentials is not None:
+        options["broker_credentials"] = credentials
     options.update(overrides)
     return faust.App(app_id, **options)
+
+
+def broker_credentials(settings: Settings) -> faust.SASLCredentials | None:
+    """The worker's principal (HERSTELBUS_KAFKA_CLIENT_CONFIG) as faust wants it: SCRAM over TLS
+    against the broker's CA; None for the local plaintext listener."""
+    options = security(settings)
+    if not options:
+        return None
+    context = ssl.create_default_context(cafile=options.get("ssl_cafile"))
+    return faust.SASLCredentials(username=options["sasl_plain_username"], password=options["sasl_plain_password"],
+                                 mechanism=options.get("sasl_mechanism", "SCRAM-SHA-512"), ssl_context=context)
 
 
 def run_worker(app: faust.App, settings: Settings) -> None:

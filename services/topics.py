@@ -77,10 +77,6 @@ def provision(bootstrap: str, specs: list[TopicSpec], replication_factor: int,
 
 
 # -- principals and ACLs ---------------------------------------------------------------------------
-# A credentials file holds kafka-python client options (plus the principal and the SASL bootstrap);
-# only these keys are passed on to a client.
-_CLIENT_KEYS = ("bootstrap_servers", "security_protocol", "sasl_mechanism", "sasl_plain_username",
-                "sasl_plain_password", "ssl_cafile")
 _MECHANISM = "SCRAM-SHA-512"
 _USERS_PER_REQUEST = 50
 _ACLS_PER_REQUEST = 500
@@ -98,12 +94,6 @@ class PrincipalReport:
 
 def credentials_file(credentials_dir: Path, principal: str) -> Path:
     return credentials_dir / f"{principal}.json"
-
-
-def client_options(path: Path) -> dict[str, Any]:
-    """kafka-python options from a credentials file (``KafkaConsumer(**client_options(path))``)."""
-    data = json.loads(Path(path).read_text())
-    return {k: data[k] for k in _CLIENT_KEYS if data.get(k) is not None}
 
 
 def _write_credentials(path: Path, data: dict[str, Any]) -> None:

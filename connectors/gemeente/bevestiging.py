@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from herstelbus.kafkaclient import security
 from herstelbus.core import contracts
 from herstelbus.core.topology import gemeente_acks_topic
 from herstelbus.errors import HerstelbusError
@@ -97,7 +98,7 @@ class Bevestiger:
         self.topic = gemeente_acks_topic(gemeentecode)
         self.source = contracts.source_urn(oin or placeholder_oin(gemeentecode), SYSTEEM)
         self._producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                       linger_ms=5, **producer_config)
+                                       linger_ms=5, **{**security(), **producer_config})
 
     def stuur(self, acks: Sequence[tuple[dict[str, Any], str | None]]) -> int:
         """Send (ack record, subject pseudonym) pairs; returns how many the broker acknowledged."""

@@ -29,6 +29,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 
+from herstelbus.kafkaclient import security
 from herstelbus.core.privacy import OpeningKeyring, PrivacyError, load_gemeente_private_key, load_verify_key
 from herstelbus.core.privacy.keys import check_gemeentecode
 from herstelbus.core.topology import gemeente_events_topic
@@ -109,7 +110,7 @@ class GemeenteConsumer:
             enable_auto_commit=False,  # offsets follow the sink, never a timer
             auto_offset_reset="earliest",  # a new gemeente gets everything retained
             max_poll_records=max_records,
-            **consumer_config,
+            **{**security(), **consumer_config},
         )
         self._consumer.subscribe([self.topic])
         self._einde: dict[Any, int] | None = None

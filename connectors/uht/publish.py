@@ -11,6 +11,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+from herstelbus.kafkaclient import security
 from herstelbus.core import contracts
 
 UHT_OIN = "00000001003214345000"  # placeholder OIN in ce_source for local use and tests
@@ -24,7 +25,8 @@ def ingest_record(record_type: str, record: dict[str, Any], source: str) -> tupl
 
 def new_producer(bootstrap: str) -> KafkaProducer:
     """acks=all and idempotence: a retried send neither duplicates nor reorders within a partition."""
-    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
+                         **security())
 
 
 def send(producer: KafkaProducer, records: Iterable[tuple[str, dict[str, Any]]],

@@ -16,6 +16,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from herstelbus.kafkaclient import security
 from herstelbus.core import contracts
 from herstelbus.core.ops.dashboard import Momentopname, Overzicht
 from herstelbus.core.topology import AUDIT, DEADLETTER, STATUS, UNROUTABLE
@@ -63,7 +64,7 @@ class OpsLezer(threading.Thread):
 
     def _lees(self) -> None:
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                 client_id="herstelbus-dashboard")
+                                 client_id="herstelbus-dashboard", **security())
         try:
             herkeken = 0.0
             while not self._stop.is_set():

@@ -21,6 +21,7 @@ from kafka.errors import KafkaError
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from herstelbus.kafkaclient import security
 from herstelbus.core.ops import deadletter as d
 from herstelbus.core.ops.replay import AFGEBROKEN, BROKERFOUT
 from herstelbus.core.routing.refs import KafkaRef
@@ -120,7 +121,8 @@ def exchange_source() -> str:
 def consumer(bootstrap: str, client_id: str) -> KafkaConsumer:
     try:
         return KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                             auto_offset_reset="earliest", client_id=client_id, bootstrap_timeout_ms=10_000)
+                             auto_offset_reset="earliest", client_id=client_id, bootstrap_timeout_ms=10_000,
+                             **security())
     except KafkaError:
         raise OpsFout(f"no Kafka broker answers on {bootstrap}") from None
 
@@ -223,7 +225,7 @@ def read_kopieen(consumer: KafkaConsumer, deadline: float) -> list[d.Kopie]:
 def producer(bootstrap: str, client_id: str) -> KafkaProducer:
     try:
         return KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
-                             client_id=client_id)
+                             client_id=client_id, **security())
     except KafkaError:
         raise OpsFout(f"no Kafka broker answers on {bootstrap}") from None
 

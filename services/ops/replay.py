@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from herstelbus.kafkaclient import security
 from herstelbus.core.ops import replay as r
 from herstelbus.errors import HerstelbusError
 from herstelbus.ops.common import WACHT_S, nu
@@ -58,7 +59,7 @@ def herspeel(bootstrap: str, gemeentecode: str, van: r.Grens, tot: r.Grens | Non
                                       topic=topic, tellingen=r.Tellingen(), bereiken=[]))
     try:
         consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                 allow_auto_create_topics=False, client_id="herstelbus-replay")
+                                 allow_auto_create_topics=False, client_id="herstelbus-replay", **security())
     except KafkaError as exc:
         raise ReplayFout(f"no broker at {bootstrap} ({type(exc).__name__})") from None
     try:

@@ -39,7 +39,8 @@ from herstelbus.core import acls, contracts
 from herstelbus.core.bsn import is_valid_bsn
 from herstelbus.core.gemeenten import gemeenten_vanaf
 from herstelbus.core.topology import INGEST, OVERDRACHT, STATUS, gemeente_acks_topic, gemeente_events_topic
-from herstelbus.topics import client_options, credentials_file
+from herstelbus.kafkaclient import client_options
+from herstelbus.topics import credentials_file
 
 pytestmark = pytest.mark.kafka
 
@@ -322,3 +323,31 @@ def test_a_client_without_credentials_is_refused(secured, kafka, protocol: str) 
         KafkaConsumer(bootstrap_servers=kafka.sasl_bootstrap, security_protocol=protocol, ssl_cafile=str(kafka.ca_file),
                       bootstrap_timeout_ms=8000)
     assert _wait_for_more(kafka, reason, before)
+
+
+def test_the_router_works_as_its_own_principal_over_sasl_ssl(secured, kafka, tmp_path) -> None:
+    """The worker side of the ACLs: `herstelbus router` with HERSTELBUS_KAFKA_CLIENT_CONFIG (its
+    credentials file) on the SASL_SSL listener consumes ingest, keeps its tables, writes the
+    gemeente topic and the receipt: its bindings are enough, and default deny does not stop it."""
+    from herstelbus.core.acls import ROUTER
+    from herstelbus.processes import stop
+    from tests.integration.kafka_read import bron_of
+    from tests.integration.router_world import AMSTERDAM, World, _event, start_router
+
+    creds, _, _ = secured
+    world = World(tmp_path, kafka.bootstrap)
+    world.env.update({"HERSTELBUS_BOOTSTRAP_SERVERS": kafka.sasl_bootstrap,
+                      "HERSTELBUS_KAFKA_CLIENT_CONFIG": str(credentials_file(creds, ROUTER))})
+    log = tmp_path / "router.log"
+    proc = start_router(world, log)
+    try:
+        (position,) = world.publish([_event("overdracht_volledig", gemeentecode=AMSTERDAM)])  # as UHT, plaintext
+        seen = world.read(STATUS, lambda got: proc.poll() is not None or position in {
+            bron_of(contracts.decode(m.value)[1]) for m in got}, timeout=120)
+    finally:
+        exit_code = stop(proc, timeout_s=30)
+    [receipt] = [r for r in (contracts.decode(m.value)[1] for m in seen) if bron_of(r) == position]
+    assert receipt["status"] == "ROUTED" and receipt["doelen"][0]["gemeentecode"] == AMSTERDAM, log.read_text()[-3000:]
+    assert exit_code == 0, log.read_text()[-3000:]
+    assert "sasl_plain_password" not in log.read_text() and "password" not in log.read_text().lower()
+    world.store.close()
