@@ -203,7 +203,11 @@ def test_sql_sink_consumer_killed_between_sink_write_and_offset_commit(routed: R
                                 "--sink", f"sql:{url}", "--ack", "--once", "--group-id", group], env=env, cwd=REPO,
                                capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
         assert final.returncode == 0, final.stderr[-3000:]
-        ids = rows.ids()
+        # Ours only: a router of this session also routes what earlier tests left on the ingest
+        # topics (shared names and group), and some of that may be this gemeente's.
+        all_ids = rows.ids()
+        ids = [i for i in all_ids if i in _ours(routed, "sql")]
+        foreign = len(set(all_ids)) - len(set(ids))
     finally:
         rows.close()
 
@@ -228,7 +232,7 @@ def test_sql_sink_consumer_killed_between_sink_write_and_offset_commit(routed: R
     figures.record(f"4 sql sink ({backend}): consumer killed between sink write and offset commit", **result)
     assert result["lost"] == 0 and result["unexpected_rows"] == 0
     assert result["duplicates_at_sink"] == 0
-    assert written <= len(expected), "an event was written as new twice"  # logs can miss a killed batch's line
+    assert written <= len(expected) + foreign, "an event was written as new twice"  # logs can miss a killed batch's line
     assert redelivered > 0 and restarts_with_redelivery > 0, "no kill fell between sink write and offset commit"
     assert set(distinct_acks) == expected and set(distinct_acks.values()) == {1}, "one ack id per event"
     assert clear_in_text(output, routed.values) == 0
@@ -283,14 +287,16 @@ def test_webhook_target_times_out_fails_rate_limits_recovers_then_is_gone(routed
     gone_at = {(r.partition, r.offset) for r in records if r.ce_id == gone_id}
     time.sleep(2)
     raw_acks, distinct_acks = acks_of(routed.tail, gm, expected)
-    raw, unique = sum(receiver.deliveries.values()), len(receiver.stored)
+    ours = _ours(routed, "webhook")  # as in scenario 4: leftovers of earlier tests are not ours
+    stored = {e for e in receiver.stored if e in ours}
+    raw, unique = sum(n for e, n in receiver.deliveries.items() if e in ours), len(stored)
     result = {
         **figures_of(len(routed.events["webhook"]), routed.receipts["webhook"]),
-        "routed_to_gemeente": len(expected), "delivered": len(set(receiver.stored) & expected),
+        "routed_to_gemeente": len(expected), "delivered": len(stored & expected),
         "raw_deliveries": raw, "unique_deliveries": unique,
         "duplicates_at_sink": raw - unique,  # seen by the receiver, deduplicated by Idempotency-Key
         "different_data_on_redelivery": receiver.different_redeliveries,
-        "lost": len(expected - set(receiver.stored)), "requests": receiver.requests,
+        "lost": len(expected - stored), "requests": receiver.requests,
         "timeouts": answers_at_410["hang"] + answers_at_410["hang_stored"],
         "http_5xx": sum(n for k, n in answers_at_410.items() if k.startswith("5")), "http_429": answers_at_410["429"],
         "http_410": receiver.answers["410"], "stored_before_410": stored_at_410,
@@ -312,8 +318,13 @@ def test_webhook_target_times_out_fails_rate_limits_recovers_then_is_gone(routed
     assert all(offsets[p] is not None and offsets[p] <= o for p, o in gone_at)
     # Then everything, once in effect.
     assert again.returncode == 0, again.stderr[-3000:]
-    assert set(receiver.stored) == expected and result["lost"] == 0
+    assert stored == expected and result["lost"] == 0
     assert receiver.different_redeliveries == 0 and not receiver.bad
     assert raw > unique, "no event was delivered twice: the timeouts did not exercise the dedupe"
     assert set(distinct_acks) == expected and set(distinct_acks.values()) == {1}
     assert clear_in_text(gone.stdout + gone.stderr + again.stdout + again.stderr, routed.values) == 0
+
+
+def _ours(routed: Routed, scenario: str) -> set[str]:
+    return {str(e["event_id"]) for e in routed.events[scenario]}
+
