@@ -21,7 +21,7 @@ from kafka import KafkaConsumer
 from herstelbus.core import contracts
 from herstelbus.core.ops import deadletter as d
 from herstelbus.core.ops.replay import OngeldigeInvoer, controleer_audit
-from herstelbus.core.privacy import PseudonymSecret
+from herstelbus.core.privacy import PrivacyError, PseudonymSecret
 from herstelbus.core.topology import DEADLETTER, INGEST, STATUS, UNROUTABLE
 from herstelbus.keystore.errors import KeystoreUnavailable
 from herstelbus.keystore.settings import KeystoreSettings
@@ -95,10 +95,15 @@ def without_erased(besluiten: list[d.Besluit], zendingen: Sequence[Zending]) -> 
     if not zendingen:
         return besluiten, list(zendingen)
     settings = KeystoreSettings()
-    if settings.pseudonym_key_file is None:
+    # Both explicitly: the default URL would open (and create) an empty SQLite store that lists
+    # no erasures at all, which would let an erased person's data out.
+    if settings.pseudonym_key_file is None or not settings.keystore_url.get_secret_value():
         raise OpsFout("checking erasures needs HERSTELBUS_PSEUDONYM_KEY_FILE and HERSTELBUS_KEYSTORE_URL "
                       "(as the router has them); nothing was sent")
-    secret = PseudonymSecret.from_file(settings.pseudonym_key_file)
+    try:
+        secret = PseudonymSecret.from_file(settings.pseudonym_key_file)
+    except PrivacyError as exc:
+        raise OpsFout(f"pseudonym secret: {exc}; nothing was sent") from None
     subjects = {z.besluit.kandidaat.herkomst: d.subject_van(z.value, secret) for z in zendingen}
     store = KeyStore.from_settings(settings)
     try:

@@ -268,3 +268,25 @@ def test_acks_records_without_an_original_are_never_sent() -> None:
     assert dl.origineel == b"" and dl.component == "acks"
     (besluit,) = d.beslis([d.kandidaat(dl)], d.Stand(), actie=d.REROUTE)
     assert besluit.overslaan == d.GEEN_ORIGINEEL
+
+
+def test_erasures_unchecked_means_nothing_sent(monkeypatch, tmp_path) -> None:
+    """Without the key store named explicitly, the default would be a fresh, empty SQLite store that
+    lists no erasures: redrive and reroute refuse to send instead (fail closed)."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from herstelbus.core.privacy import PseudonymSecret
+    from herstelbus.ops.common import OpsFout, Zending
+    from herstelbus.ops.deadletter import without_erased
+
+    secret = tmp_path / "pseudonym.key"
+    secret.write_text(PseudonymSecret.generate().export_base64())
+    monkeypatch.setenv("HERSTELBUS_PSEUDONYM_KEY_FILE", str(secret))
+    monkeypatch.delenv("HERSTELBUS_KEYSTORE_URL", raising=False)
+    monkeypatch.setenv("HERSTELBUS_DATA_DIR", str(tmp_path))
+    zending = Zending(SimpleNamespace(kandidaat=SimpleNamespace(herkomst="x")), None, b"", [])
+    with pytest.raises(OpsFout, match="nothing was sent"):
+        without_erased([], [zending])
+    assert not (tmp_path / "keystore.sqlite").exists()
