@@ -65,6 +65,7 @@ def install(strict_topics: Iterable[str]) -> None:
     Recovery._resume_streams = _resume_streams_last(Recovery._resume_streams)
     Consumer._add_gap = _refuse_gaps(Consumer._add_gap)
     faust.App._stop_consumer = _stopping_lets_go(faust.App._stop_consumer)
+    Recovery._seek_offsets = _no_negative_seek(Recovery._seek_offsets)
     Consumer.wait_empty = _not_waiting_for_kept(Consumer.wait_empty)
     Consumer._clean_unacked_messages = _not_waiting_for_kept(Consumer._clean_unacked_messages)
 
@@ -87,6 +88,20 @@ def keep(message: Any) -> None:
 def let_go(message: Any) -> None:
     """No longer held here; the caller acknowledges it (routed) or drops it (revoked)."""
     _KEPT.discard(message)
+
+
+def _no_negative_seek(seek_offsets: Callable) -> Callable:
+    """faust 0.15.3 maps a changelog offset of -1 to 0 before seeking, but a rebalance during
+    recovery can hand it a lower one: aiokafka refuses the seek (ValueError) and the worker crashed
+    with exit 1, which no supervisor restarts (seen in the reliability suite, scenario 6). Any
+    negative offset means "nothing read yet": recovery reads that changelog partition from the start."""
+    @functools.wraps(seek_offsets)
+    async def seek(self: Recovery, consumer: Any, tps: Any, offsets: Any, title: str) -> None:
+        for tp in tps:
+            if offsets[tp] < 0:
+                offsets[tp] = 0
+        await seek_offsets(self, consumer, tps, offsets, title)
+    return seek
 
 
 def _stopping_lets_go(stop_consumer: Callable) -> Callable:

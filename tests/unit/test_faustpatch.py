@@ -149,3 +149,17 @@ def test_another_faust_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(faustpatch.faust, "__version__", "0.16.0")
     with pytest.raises(RuntimeError, match="review it before upgrading"):
         faustpatch.install([])
+
+
+def test_a_negative_changelog_offset_is_read_from_the_start_not_a_crash() -> None:
+    from collections import Counter
+
+    seeks: list = []
+
+    async def original(self, consumer, tps, offsets, title) -> None:
+        seeks.append({tp: offsets[tp] for tp in tps})
+
+    seek = faustpatch._no_negative_seek(original)
+    a, b, c = TP("t-changelog", 0), TP("t-changelog", 1), TP("t-changelog", 2)
+    asyncio.run(seek(None, None, {a, b, c}, Counter({a: -2, b: 5, c: -1}), "active"))
+    assert seeks == [{a: 0, b: 5, c: 0}]
