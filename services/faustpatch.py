@@ -98,7 +98,7 @@ def _no_negative_seek(seek_offsets: Callable) -> Callable:
     @functools.wraps(seek_offsets)
     async def seek(self: Recovery, consumer: Any, tps: Any, offsets: Any, title: str) -> None:
         for tp in tps:
-            if offsets[tp] < 0:
+            if isinstance(offsets[tp], int) and offsets[tp] < 0:  # None: faust's own case, untouched
                 offsets[tp] = 0
         await seek_offsets(self, consumer, tps, offsets, title)
     return seek
