@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 
@@ -91,16 +92,25 @@ def let_go(message: Any) -> None:
 
 
 def _no_negative_seek(seek_offsets: Callable) -> Callable:
-    """faust 0.15.3 maps a changelog offset of -1 to 0 before seeking, but a rebalance during
-    recovery can hand it a lower one: aiokafka refuses the seek (ValueError) and the worker crashed
-    with exit 1, which no supervisor restarts (seen in the reliability suite, scenario 6). Any
-    negative offset means "nothing read yet": recovery reads that changelog partition from the start."""
+    """Table recovery's seek, made safe against a rebalance that overtakes it (faust 0.15.3).
+
+    faust builds the changelog offsets, awaits, then seeks; a rebalance in between adds partitions
+    with offset None (``Recovery.add_active``) and aiokafka refuses None or a negative offset with
+    ValueError: the worker crashed with exit 1, which no supervisor restarts (reliability scenario 6,
+    three fresh-clone runs). Any offset not yet known means "nothing read": that changelog partition
+    is read from the start, which restores the table fully. A seek refused while a newer rebalance is
+    already signalled is moot: faust's recovery loop starts over right after the seek."""
     @functools.wraps(seek_offsets)
     async def seek(self: Recovery, consumer: Any, tps: Any, offsets: Any, title: str) -> None:
         for tp in tps:
-            if isinstance(offsets[tp], int) and offsets[tp] < 0:  # None: faust's own case, untouched
+            if not isinstance(offsets[tp], int) or offsets[tp] < 0:
                 offsets[tp] = 0
-        await seek_offsets(self, consumer, tps, offsets, title)
+        try:
+            await seek_offsets(self, consumer, tps, offsets, title)
+        except (ValueError, IllegalStateError) as exc:
+            if not self.signal_recovery_start.is_set():
+                raise
+            _log.warning("recovery_seek_overtaken", reason=type(exc).__name__, partitions=len(tps))
     return seek
 
 

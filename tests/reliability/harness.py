@@ -190,7 +190,12 @@ class RouterProcess:
         return self.text().count(SUPERVISE_RESTART)
 
     def tail(self, chars: int = 4000) -> str:
-        return self.text()[-chars:]
+        """The log's end, after its error lines (faust logs a crash's cause long before it stops)."""
+        text = self.text()
+        errors = [line for line in text.splitlines()
+                  if '"level": "error"' in line or '"level": "critical"' in line or "Traceback" in line
+                  or "Error:" in line]
+        return "\n".join(errors[-20:])[-6000:] + "\n...\n" + text[-chars:]
 
 
 def wait_for(what: str, done: Callable[[], bool], timeout_s: float, check: Callable[[], None] = lambda: None,

@@ -151,7 +151,7 @@ def test_another_faust_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
         faustpatch.install([])
 
 
-def test_a_negative_changelog_offset_is_read_from_the_start_not_a_crash() -> None:
+def test_an_unknown_or_negative_changelog_offset_is_read_from_the_start_not_a_crash() -> None:
     from collections import Counter
 
     seeks: list = []
@@ -162,6 +162,26 @@ def test_a_negative_changelog_offset_is_read_from_the_start_not_a_crash() -> Non
     seek = faustpatch._no_negative_seek(original)
     a, b, c, d = (TP("t-changelog", p) for p in range(4))
     offsets = Counter({a: -2, b: 5, c: -1})
-    offsets[d] = None  # faust passes None through itself: left alone
+    offsets[d] = None  # a partition a rebalance added after the offsets were built
     asyncio.run(seek(None, None, {a, b, c, d}, offsets, "active"))
-    assert seeks == [{a: 0, b: 5, c: 0, d: None}]
+    assert seeks == [{a: 0, b: 5, c: 0, d: 0}]
+
+
+class _Recovery:
+    def __init__(self, rebalancing: bool) -> None:
+        self.signal_recovery_start = asyncio.Event()
+        if rebalancing:
+            self.signal_recovery_start.set()
+
+
+@pytest.mark.parametrize("error", [ValueError("Offset must be a positive integer"),
+                                   faustpatch.IllegalStateError("No current assignment")])
+def test_a_seek_overtaken_by_a_newer_rebalance_is_left_to_the_restarted_recovery(error) -> None:
+    async def refused(self, consumer, tps, offsets, title) -> None:
+        raise error
+
+    seek = faustpatch._no_negative_seek(refused)
+    tp = TP("t-changelog", 0)
+    asyncio.run(seek(_Recovery(rebalancing=True), None, {tp}, {tp: 3}, "active"))  # no crash
+    with pytest.raises(type(error)):  # without a newer rebalance it is faust's own error
+        asyncio.run(seek(_Recovery(rebalancing=False), None, {tp}, {tp: 3}, "active"))
