@@ -19,9 +19,10 @@ import faust
 from aiokafka.errors import KafkaError
 from faust.streams import _current_event
 
-from herstelbus import faustpatch
+from herstelbus import faustpatch, fetchguard
 from herstelbus.kafkaclient import security
 from herstelbus.core.routing.volgorde import Stand
+from herstelbus.core.topology import OPS_MAX_MESSAGE_BYTES
 from herstelbus.logs import configure_logging, get_logger
 from herstelbus.settings import Settings
 
@@ -30,6 +31,7 @@ def make_app(app_id: str, settings: Settings, strict_topics: Iterable[str] = (),
     """A faust app with herstelbus' settings. ``strict_topics``: the topics it consumes whose offsets
     never jump (not transactional, not compacted); a jump there is treated as loss (faustpatch)."""
     faustpatch.install(strict_topics)
+    fetchguard.install()
     datadir = (settings.data_dir / "faust" / app_id).resolve()
     datadir.parent.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     options: dict[str, Any] = {
@@ -41,6 +43,8 @@ def make_app(app_id: str, settings: Settings, strict_topics: Iterable[str] = (),
         "topic_disable_leader": True,
         "web_enabled": False,
         "producer_acks": -1,
+        # faust's default (1,000,000) is below one input's dead letter: the worker restarted for ever.
+        "producer_max_request_size": OPS_MAX_MESSAGE_BYTES,
         "consumer_auto_offset_reset": "earliest",
     }
     credentials = broker_credentials(settings)

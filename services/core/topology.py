@@ -24,6 +24,13 @@ AUDIT = "herstel.audit.v1"
 ROUTER_APP_ID = "herstelbus-router"
 ROUTER_TABLES = ("gezien", "betrokken")
 
+# Kafka's default record limit, pinned on every topic but the two ops topics, so an input never
+# exceeds it whatever the broker's default. A dead letter or held event carries its input sealed plus
+# the reasons (about 1 KiB more): the ops topics take twice as much, so every input's dead letter
+# fits, and the workers' producers may send that much.
+MAX_MESSAGE_BYTES = 1_048_588
+OPS_MAX_MESSAGE_BYTES = 2 * MAX_MESSAGE_BYTES
+
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 
@@ -68,6 +75,7 @@ def _spec(name: str, partitions: int, retention_ms: int, policy: TopicPolicy) ->
         "retention.ms": str(retention_ms),
         "min.insync.replicas": str(policy.min_insync_replicas),
         "cleanup.policy": "delete",
+        "max.message.bytes": str(OPS_MAX_MESSAGE_BYTES if name in (DEADLETTER, UNROUTABLE) else MAX_MESSAGE_BYTES),
     })
 
 
@@ -79,7 +87,8 @@ def topic_specs(gemeentecodes: Iterable[str], policy: TopicPolicy = TopicPolicy(
     specs.append(_spec(AUDIT, 1, policy.audit_retention_ms, policy))
     for table in ROUTER_TABLES:  # same partition count as the ingest topics (faust requires it)
         specs.append(TopicSpec(changelog_topic(ROUTER_APP_ID, table), policy.ingest_partitions, {
-            "cleanup.policy": "compact", "min.insync.replicas": str(policy.min_insync_replicas)}))
+            "cleanup.policy": "compact", "min.insync.replicas": str(policy.min_insync_replicas),
+            "max.message.bytes": str(MAX_MESSAGE_BYTES)}))
     for code in sorted(set(gemeentecodes)):
         specs.append(_spec(gemeente_events_topic(code), policy.gemeente_partitions,
                            policy.gemeente_retention_ms, policy))

@@ -19,7 +19,9 @@ from herstelbus.core import routing as r
 from herstelbus.core.contracts import ContractError, WireError
 from herstelbus.core.privacy import KeyUnavailable, PiiLayout, PseudonymSecret, WrappedKey
 from herstelbus.core.privacy.ops import frame_record, seal_for_ops
-from herstelbus.core.topology import DEADLETTER, ERKENNING, OVERDRACHT, PAUZEKNOP, STATUS, UNROUTABLE
+from herstelbus.core.topology import (
+    DEADLETTER, ERKENNING, OPS_MAX_MESSAGE_BYTES, OVERDRACHT, PAUZEKNOP, STATUS, UNROUTABLE,
+)
 from herstelbus.core.topology import gemeente_events_topic
 from herstelbus.router.sealer import Sealer
 
@@ -136,9 +138,17 @@ class Pipeline:
 
     def _to_ops(self, topic: str, out_key: bytes, draft: dict[str, Any], key: bytes | None, value: bytes | None,
                 headers: Headers, now: datetime) -> tuple[Out, dict[str, Any]]:
-        """``draft`` (a deadletter record) with the input sealed for ops, bound to its id; as an Out."""
-        origineel, key_id = seal_for_ops(frame_record(key, value, headers), self.ops_key, draft["deadletter_id"])
-        record = {**draft, "origineel": origineel, "sleutel_id": key_id}
+        """``draft`` (a deadletter record) with the input sealed for ops, bound to its id; as an Out.
+
+        An input too large for the ops topic (possible only where an ingest topic takes more than
+        Kafka's default) is not carried: the record names its position (``bron``) instead, since a
+        record the broker refuses would stop the router for good."""
+        framed = frame_record(key, value, headers)
+        if len(framed) > ORIGINEEL_MAX_BYTES:
+            record = {**draft, "origineel": b"", "sleutel_id": "-"}
+        else:
+            origineel, key_id = seal_for_ops(framed, self.ops_key, draft["deadletter_id"])
+            record = {**draft, "origineel": origineel, "sleutel_id": key_id}
         return Out(topic, out_key, contracts.encode("deadletter", record),
                    contracts.cloudevent_headers("deadletter", id=draft["deadletter_id"], source=self.source,
                                                 time=now)), record
@@ -173,6 +183,10 @@ class Pipeline:
         return Out(STATUS, key, contracts.encode("statusbericht", receipt, checked=False),
                    contracts.cloudevent_headers("statusbericht", id=str(receipt["status_id"]), source=self.source,
                                                 time=receipt["at"]))
+
+
+# What a sealed input may take of an ops record: the rest is reasons, ids and the seal's overhead.
+ORIGINEEL_MAX_BYTES = OPS_MAX_MESSAGE_BYTES - 64 * 1024
 
 
 def encode_receipt(receipt: Mapping[str, Any]) -> bytes:
