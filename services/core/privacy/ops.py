@@ -27,10 +27,11 @@ def _u32_bytes(value: bytes | None) -> bytes:
 
 
 def frame_record(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes | None]]) -> bytes:
-    """A Kafka record as one byte string: key, value, then each header name and value."""
+    """A Kafka record as one byte string: key, value, then each header name and value. A name that
+    was not UTF-8 on the wire arrives decoded with surrogateescape (``fetchguard``): its own bytes."""
     parts = [_u32_bytes(key), _u32_bytes(value), struct.pack(">I", len(headers))]
     for name, header_value in headers:
-        parts += [_u32_bytes(name.encode("utf-8")), _u32_bytes(header_value)]
+        parts += [_u32_bytes(name.encode("utf-8", "surrogateescape")), _u32_bytes(header_value)]
     return b"".join(parts)
 
 
