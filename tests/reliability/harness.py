@@ -18,7 +18,8 @@ import subprocess
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,16 +84,18 @@ def publish(bootstrap: str, records: list[tuple[str, dict]], positions: list | N
 # -- the router --------------------------------------------------------------------------------------
 class BackgroundPublish:
     """UHT publishing while the scenario does its harm: ``positions`` fills as records are sent,
-    ``done`` is set at the end, ``check()`` raises what went wrong in the thread."""
+    ``done`` is set at the end, ``check()`` raises what went wrong in the thread. ``publisher``:
+    ``publish`` (a failed send fails the scenario) or e.g. ``PublishThroughOutages()``."""
 
-    def __init__(self, bootstrap: str, records: list[tuple[str, dict]]) -> None:
+    def __init__(self, bootstrap: str, records: list[tuple[str, dict]],
+                 publisher: Callable[[str, list, list], Any] = publish) -> None:
         self.positions: list = []
         self.done = threading.Event()
         self._errors: list[BaseException] = []
 
         def run() -> None:
             try:
-                publish(bootstrap, records, self.positions)
+                publisher(bootstrap, records, self.positions)
             except BaseException as exc:  # noqa: BLE001 - raised in the test by check()
                 self._errors.append(exc)
             finally:
@@ -102,6 +105,64 @@ class BackgroundPublish:
 
     def check(self) -> None:
         assert not self._errors, self._errors
+
+
+class PublishThroughOutages:
+    """A ``publisher`` for ``BackgroundPublish`` while the broker goes away and comes back. UHT's
+    producer (acks=all, idempotent) retries by itself for two minutes; a record it still gives up on,
+    or cannot even hand over (no broker to bootstrap from), is sent again on a new producer until it
+    is acknowledged. A record sent again may have been written the first time too (only its
+    acknowledgement lost), at a position nobody was told: a scenario using this takes its inputs
+    from the ingest topics themselves (``read_range``), not from the acknowledgements."""
+
+    def __init__(self, chunk: int = 500, deadline_s: float = 900) -> None:
+        self.chunk, self.deadline_s = chunk, deadline_s
+        self.resent = 0  # records handed to a producer that did not acknowledge them
+
+    def __call__(self, bootstrap: str, records: list[tuple[str, dict]], positions: list) -> list:
+        from herstelbus.connectors.uht.publish import UHT_OIN, ingest_record
+
+        source = contracts.source_urn(UHT_OIN, "uht")
+        deadline = time.monotonic() + self.deadline_s
+        for start in range(0, len(records), self.chunk):
+            pending = [ingest_record(t, r, source) for t, r in records[start:start + self.chunk]]
+            while pending:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{len(pending)} records not acknowledged in {self.deadline_s:.0f} s")
+                pending = self._attempt(bootstrap, pending, positions)
+        return positions
+
+    def _attempt(self, bootstrap: str, records: list, positions: list) -> list:
+        """Each record sent once on a new producer; returns those not acknowledged."""
+        from kafka.errors import KafkaError
+
+        try:
+            producer = new_producer(bootstrap)
+        except KafkaError:  # no broker to bootstrap from: nothing was handed over
+            time.sleep(1)
+            return records
+        futures = []
+        try:
+            for topic, key, value, headers in records:
+                try:
+                    futures.append(producer.send(topic, key=key, value=value, headers=headers))
+                except KafkaError:  # e.g. no metadata within max_block_ms
+                    futures.append(None)
+            producer.flush()
+        except KafkaError:
+            pass
+        finally:
+            producer.close(timeout=10)  # what is still in flight after this has failed
+        failed = []
+        for record, future in zip(records, futures, strict=True):
+            if future is not None and future.is_done and future.succeeded():
+                positions.append((future.value.topic, future.value.partition, future.value.offset))
+            else:
+                failed.append(record)
+        self.resent += len(failed)
+        if failed:
+            time.sleep(1)
+        return failed
 
 
 class RouterProcess:
@@ -305,16 +366,45 @@ class DirectKeystore:
 
 def gemeente_ends(bootstrap: str, gemeenten: Iterable[str]) -> dict[TopicPartition, int]:
     """End offsets of every gemeente events topic: where a scenario's routed records start."""
+    return topic_ends(bootstrap, [gemeente_events_topic(gm) for gm in gemeenten])
+
+
+def topic_ends(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
+    """End offsets of every partition of ``topics`` (a topic that does not exist has none)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     try:
-        parts = [TopicPartition(gemeente_events_topic(gm), p) for gm in gemeenten
-                 for p in sorted(consumer.partitions_for_topic(gemeente_events_topic(gm)) or ())]
+        parts = [TopicPartition(topic, p) for topic in topics
+                 for p in sorted(consumer.partitions_for_topic(topic) or ())]
         return consumer.end_offsets(parts)
     finally:
         consumer.close()
 
 
-def _ce_id(message: Any) -> str | None:
+def read_range(bootstrap: str, since: dict[TopicPartition, int], keep: Callable[[Any], bool] = lambda m: True) -> list:
+    """The records from ``since`` up to each partition's end when called that ``keep`` keeps, in
+    partition order (no consumer group)."""
+    kept: list = []
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             max_partition_fetch_bytes=4 << 20)
+    try:
+        ends = consumer.end_offsets(list(since))
+        pending = {tp: ends[tp] for tp in since if since[tp] < ends[tp]}
+        if pending:
+            consumer.assign(list(pending))
+            for tp in pending:
+                consumer.seek(tp, since[tp])
+        while pending:
+            for tp, messages in consumer.poll(timeout_ms=500).items():
+                kept.extend(m for m in messages if m.offset < ends[tp] and keep(m))
+            for tp in [tp for tp in pending if consumer.position(tp) >= pending[tp]]:
+                del pending[tp]
+                consumer.pause(tp)
+    finally:
+        consumer.close()
+    return kept
+
+
+def ce_id(message: Any) -> str | None:
     for key, value in message.headers or ():
         if key == "ce_id":
             return value.decode() if value else None
@@ -338,23 +428,8 @@ def consume_all(world: World, since: dict[TopicPartition, int], ours: set[str], 
     result = SinkResult()
     access = GemeenteAccess(world.store)
     per_topic: dict[str, list] = defaultdict(list)
-    consumer = KafkaConsumer(bootstrap_servers=world.bootstrap, group_id=None, enable_auto_commit=False,
-                             max_partition_fetch_bytes=4 << 20)
-    try:
-        ends = consumer.end_offsets(list(since))
-        pending = {tp: ends[tp] for tp in since if since[tp] < ends[tp]}
-        if pending:
-            consumer.assign(list(pending))
-            for tp in pending:
-                consumer.seek(tp, since[tp])
-        while pending:
-            for tp, messages in consumer.poll(timeout_ms=500).items():
-                per_topic[tp.topic].extend(m for m in messages if m.offset < ends[tp] and _ce_id(m) in ours)
-            for tp in [tp for tp in pending if consumer.position(tp) >= pending[tp]]:
-                del pending[tp]
-                consumer.pause(tp)
-    finally:
-        consumer.close()
+    for m in read_range(world.bootstrap, since, lambda m: ce_id(m) in ours):
+        per_topic[m.topic].append(m)
     for topic, messages in sorted(per_topic.items()):
         gm = topic.split(".")[1]
         ring = OpeningKeyring(gm, [world.gemeenten[gm]], [world.signing.public_key()])
@@ -362,7 +437,7 @@ def consume_all(world: World, since: dict[TopicPartition, int], ours: set[str], 
         sink = JsonlSink(out_dir, gm)
         try:
             for m in messages:
-                result.delivered[(gm, _ce_id(m))] += 1
+                result.delivered[(gm, ce_id(m))] += 1
             for start in range(0, len(messages), batch):
                 resultaten = orden(opener.open_batch(messages[start:start + batch]))
                 result.refused.update(r.code.value for r in resultaten if not isinstance(r, Geopend))
@@ -479,3 +554,39 @@ def scenario(kafka: Any, tmp_path: Path, name: str, events: int) -> Scenario:
     return Scenario(world, seed, rng, records, time.monotonic(), dt.datetime.now(dt.timezone.utc),
                     gemeente_ends(kafka.bootstrap, world.gemeenten), StatusWatch(kafka.bootstrap))
 
+
+# -- a broker of the scenario's own ------------------------------------------------------------------
+@dataclass(frozen=True)
+class OwnBroker:
+    """What ``scenario()`` and the World need of a broker (as the ``kafka`` fixture's), plus the
+    broker itself to stop and start on the same data (``broker.down()``, ``broker.up()``)."""
+
+    broker: Any  # herstelbus.devkafka.LocalBroker
+    bootstrap: str
+    env: dict[str, str]
+
+
+@contextmanager
+def own_broker(tmp: Path) -> Iterator[OwnBroker]:
+    """A broker for one scenario, stopped at the end whatever happened. For scenarios that stop the
+    broker or feed the router what might stop it: the session's broker is shared by the whole suite,
+    and every router on it is one consumer group, so a record no router gets past there would stall
+    every later router test."""
+    from herstelbus.devkafka import LocalBroker
+    from herstelbus.settings import Settings, get_settings
+    from tests.conftest import free_port
+
+    settings = Settings(data_dir=tmp / "own-broker", cache_dir=get_settings().cache_dir.resolve(),
+                        kafka_port=free_port(), kafka_controller_port=free_port(), kafka_sasl_port=free_port())
+    broker = LocalBroker(settings)
+    try:
+        bootstrap = broker.up().bootstrap
+        yield OwnBroker(broker, bootstrap, {"HERSTELBUS_BOOTSTRAP_SERVERS": bootstrap,
+                                            "HERSTELBUS_DATA_DIR": str(tmp / "own-broker-clients")})
+    finally:
+        broker.down()
+
+
+def from_start(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
+    """Every partition of ``topics`` from offset 0: on a scenario's own broker, all of it is the scenario's."""
+    return {tp: 0 for tp in topic_ends(bootstrap, topics)}
