@@ -56,6 +56,8 @@ def supervise(argv: Sequence[str], *, restart_on: frozenset[int] = frozenset({EX
             if stopping:  # the signal came while it was being started: it never saw it
                 child.terminate()
             code = child.wait()
+            if stopping and code in (-signal.SIGTERM, -signal.SIGINT):
+                return 0  # the stop came before the worker handled signals (still starting): nothing read
             if stopping or code not in restart_on:
                 return code
             restarts += 1

@@ -71,3 +71,14 @@ def test_a_worker_stopped_while_it_is_still_starting_exits_0() -> None:
     time.sleep(0.15)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
+
+
+def test_a_worker_ended_by_the_stop_it_was_passed_ends_the_supervision_with_0() -> None:
+    """A worker still starting (the default SIGTERM action: killed by it) was told to stop by the
+    supervisor: that is a stop, not a failure (it read nothing)."""
+    proc = subprocess.Popen([sys.executable, "-m", "herstelbus", "supervise", "--", sys.executable, "-c",
+                             "import time; print('ready', flush=True); time.sleep(60)"],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
