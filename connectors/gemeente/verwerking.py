@@ -8,7 +8,11 @@ event ids, pseudonyms, codes and positions only.
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from herstelbus.logs import get_logger
@@ -62,15 +66,47 @@ def verwerk(batch: Batch, consumer: GemeenteConsumer, sink: Sink, bevestiger: Be
              dubbel=len(verslag.dubbel), geweigerd=len(batch.geweigerd))
 
 
+class _Stop:
+    """SIGTERM/SIGINT: between batches (polling, waiting for the key store) stop at once; during a
+    batch finish it first (sink, acks, commit), so a stopped consumer leaves no batch half done
+    whose acks would wait for the next run."""
+
+    def __init__(self) -> None:
+        self.in_batch = False
+        self.requested = False
+
+    def __call__(self, _signum: int, _frame: object) -> None:
+        if not self.in_batch:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    @contextmanager
+    def installed(self) -> Iterator[_Stop]:
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+            yield self
+            return
+        previous = {sig: signal.signal(sig, self) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def consume(consumer: GemeenteConsumer, sink: Sink, bevestiger: Bevestiger | None = None, *,
             once: bool = False) -> Samenvatting:
-    """Run until caught up (``once``) or interrupted; returns the summary."""
+    """Run until caught up (``once``) or stopped (SIGTERM/SIGINT); returns the summary."""
     samenvatting = Samenvatting(consumer.gemeentecode)
-    try:
-        for batch in consumer.batches(until_caught_up=once):
-            verwerk(batch, consumer, sink, bevestiger, samenvatting)
-    except KeyboardInterrupt:
-        pass  # what was committed is safe; the rest comes again
+    with _Stop().installed() as stop:
+        try:
+            for batch in consumer.batches(until_caught_up=once):
+                stop.in_batch = True
+                verwerk(batch, consumer, sink, bevestiger, samenvatting)
+                stop.in_batch = False
+                if stop.requested:
+                    break
+        except KeyboardInterrupt:
+            pass  # what was committed is safe; the rest comes again
     return samenvatting
 
 

@@ -245,8 +245,12 @@ def api_run(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> ApiRun:
         supervisor.join(timeout=30)
         publisher.close()
         keys.stop()
-    time.sleep(2)  # the tail reads the last acks
-    raw_acks, distinct_acks = acks_of(stack.tail, gm, expected)
+    deadline = time.monotonic() + 30  # the tail reads the last acks
+    while True:
+        raw_acks, distinct_acks = acks_of(stack.tail, gm, expected)
+        if sum(distinct_acks.values()) >= len(expected) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     result = {
         **figures_of(len(events), receipts), "routed_to_gemeente": len(expected),
         "delivered": len(set(rows) & expected),
