@@ -1,14 +1,18 @@
-"""A record whose header name is not UTF-8 no longer stops a worker (aiokafka 0.14.0, under faust).
+"""A record whose header name is not UTF-8 no longer stops a worker or a tool (aiokafka 0.14.0
+under faust; kafka-python 3.0.12 under the SDKs and ops tools).
 
 Header names are bytes in Kafka's protocol and a librdkafka client writes any; aiokafka decodes them
 strictly as UTF-8 while it reads a fetched batch. The UnicodeDecodeError ended faust's fetcher and
 the worker (exit 1), and every restart met the same record again: one such record stopped all
 routing. :func:`install` reads a batch that fails so once more with aiokafka's pure-Python reader,
-the header names decoded with ``surrogateescape``: the record reaches the worker like any other, and
-``name.encode("utf-8", "surrogateescape")`` gives back the bytes it had (the dead letter's sealed
-original, ``core.privacy.ops.frame_record``). Logged as ``header_name_not_utf8`` with its position.
+the header names decoded with ``surrogateescape`` (:class:`WireName`, whose ``encode`` gives back the
+bytes it had): the record reaches the worker like any other, its dead letter's sealed original
+holds the name's own bytes. Logged as ``header_name_not_utf8`` with its position.
+kafka-python reads records in Python and failed the same way (CorruptRecordError: reconcile, the
+gemeente consumer): :func:`install_kafka_python` reads such a record again with the same lenient
+buffer (its batch only; every other record keeps kafka-python's own speed).
 
-Pinned to the aiokafka version this was checked against, like :mod:`herstelbus.faustpatch`.
+Pinned to the versions this was checked against, like :mod:`herstelbus.faustpatch`.
 """
 
 from __future__ import annotations
@@ -17,14 +21,10 @@ import functools
 from collections.abc import Iterator
 from typing import Any
 
-import aiokafka
-from aiokafka.consumer import fetcher
-from aiokafka.record.default_records import _DefaultRecordBatchPy
-from aiokafka.record.memory_records import MemoryRecords, _MemoryRecordsPy
-
 from herstelbus.logs import get_logger
 
 CHECKED_VERSION = "0.14.0"
+KAFKA_PYTHON_CHECKED_VERSION = "3.0.12"
 _log = get_logger("herstelbus.fetchguard")
 
 
@@ -34,6 +34,8 @@ class _Fetched:
     __slots__ = ("data", "_records")
 
     def __init__(self, data: Any) -> None:
+        from aiokafka.record.memory_records import MemoryRecords
+
         self.data = data
         self._records = MemoryRecords(data)
 
@@ -47,9 +49,18 @@ class _Fetched:
         return self._records.next_batch()
 
 
+class WireName(str):
+    """A header name that was not UTF-8 on the wire: decoded with surrogateescape, and encoded the
+    same way by default, so every client that writes or measures it (kafka-python's fetcher counts
+    header bytes; redrive writes the original back) gets its own bytes rather than an error."""
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:  # noqa: ARG002
+        return str.encode(self, encoding, "surrogateescape")
+
+
 class _LenientName(bytes):
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:  # noqa: ARG002
-        return bytes.decode(self, encoding, "surrogateescape")
+        return WireName(bytes.decode(self, encoding, "surrogateescape"))
 
 
 class _LenientBuffer(bytearray):
@@ -62,6 +73,9 @@ class _LenientBuffer(bytearray):
 
 def _read_leniently(records: Any, data: Any) -> Iterator[Any]:
     """The rest of ``data`` from ``records.next_fetch_offset`` on, header names decoded leniently."""
+    from aiokafka.record.default_records import _DefaultRecordBatchPy
+    from aiokafka.record.memory_records import _MemoryRecordsPy
+
     tp, batches = records._tp, _MemoryRecordsPy(bytes(data))
     while batches.has_next():
         raw = batches._next_slice
@@ -108,6 +122,9 @@ def _unpack_records(unpack: Any) -> Any:
 
 def install() -> None:
     """Install the guard in aiokafka's fetcher (idempotent)."""
+    import aiokafka
+    from aiokafka.consumer import fetcher
+
     if aiokafka.__version__ != CHECKED_VERSION:
         raise RuntimeError(f"herstelbus.fetchguard was checked against aiokafka {CHECKED_VERSION}, "
                            f"not {aiokafka.__version__}: review it before upgrading")
@@ -116,3 +133,30 @@ def install() -> None:
     fetcher.PartitionRecords._herstelbus_patched = True
     fetcher.MemoryRecords = _Fetched
     fetcher.PartitionRecords._unpack_records = _unpack_records(fetcher.PartitionRecords._unpack_records)
+
+
+def _read_leniently_once(read_msg: Any) -> Any:
+    @functools.wraps(read_msg)
+    def read(self: Any, *args: Any) -> Any:
+        try:
+            return read_msg(self, *args)
+        except UnicodeDecodeError:  # only a header name is decoded; the failed read moved nothing
+            self._buffer = _LenientBuffer(self._buffer)
+            record = read_msg(self, *args)
+            _log.warning("header_name_not_utf8", offset=record.offset)
+            return record
+    return read
+
+
+def install_kafka_python() -> None:
+    """Install the guard in kafka-python's record reader (idempotent)."""
+    import kafka
+    from kafka.record.default_records import DefaultRecordBatch
+
+    if kafka.__version__ != KAFKA_PYTHON_CHECKED_VERSION:
+        raise RuntimeError(f"herstelbus.fetchguard was checked against kafka-python {KAFKA_PYTHON_CHECKED_VERSION}, "
+                           f"not {kafka.__version__}: review it before upgrading")
+    if getattr(DefaultRecordBatch, "_herstelbus_patched", False):
+        return
+    DefaultRecordBatch._herstelbus_patched = True
+    DefaultRecordBatch._read_msg = _read_leniently_once(DefaultRecordBatch._read_msg)

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from herstelbus import fetchguard
 from herstelbus.errors import HerstelbusError
 from herstelbus.settings import Settings, get_settings
 
@@ -41,3 +42,5 @@ def security(settings: Settings | None = None) -> dict[str, Any]:
     options = client_options(path)
     options.pop("bootstrap_servers", None)
     return options
+
+fetchguard.install_kafka_python()  # every kafka-python client here is made with this module's options

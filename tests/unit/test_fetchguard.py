@@ -8,6 +8,7 @@ import gzip  # noqa: F401 - the codec aiokafka needs for the compressed case
 import pytest
 from aiokafka.consumer import fetcher
 from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
+from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
 
 from herstelbus import fetchguard
@@ -48,7 +49,7 @@ def unguarded(monkeypatch: pytest.MonkeyPatch) -> None:
     original = getattr(records._unpack_records, "__wrapped__", records._unpack_records)
     monkeypatch.setattr(records, "_unpack_records", original)
     monkeypatch.setattr(records, "_herstelbus_patched", False, raising=False)
-    monkeypatch.setattr(fetcher, "MemoryRecords", fetchguard.MemoryRecords)
+    monkeypatch.setattr(fetcher, "MemoryRecords", MemoryRecords)
 
 
 @pytest.mark.parametrize("compression", [0, 1], ids=["plain", "gzip"])
@@ -67,6 +68,26 @@ def test_a_non_utf8_header_name_no_longer_stops_the_fetch(unguarded: None, compr
 
 
 def test_another_aiokafka_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fetchguard.aiokafka, "__version__", "0.15.0")
+    import aiokafka
+
+    monkeypatch.setattr(aiokafka, "__version__", "0.15.0")
     with pytest.raises(RuntimeError, match="review it before upgrading"):
         fetchguard.install()
+
+
+def test_kafka_python_reads_a_non_utf8_header_name_too() -> None:
+    """The SDKs and ops tools (reconcile failed with CorruptRecordError on such a record)."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+    from kafka.record.memory_records import MemoryRecords as KafkaPythonRecords
+
+    import herstelbus.kafkaclient  # noqa: F401 - installs the guard, as for every client made there
+
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=False, producer_id=-1,
+                                        producer_epoch=-1, base_sequence=-1, batch_size=1 << 20)
+    for offset, headers in enumerate(([("a", b"1")], [(_WireName("x"), b"2")], [("c", b"3")])):
+        builder.append(offset, timestamp=1_700_000_000_000, key=None, value=b"v%d" % offset, headers=headers)
+    batch = KafkaPythonRecords(bytes(builder.build())).next_batch()
+    records = list(batch)
+    assert [r.value for r in records] == [b"v0", b"v1", b"v2"]
+    assert records[1].headers[0][0].encode("utf-8") == NAME  # its own bytes, for whoever writes it again
+    assert records[2].headers == [("c", b"3")]
