@@ -17,9 +17,10 @@ herstel.unroutable.v1. Nothing is routed, the router never ends itself (no exit 
 ``router_bug``), and no receipt or dead letter (outside its sealed original) holds any personal
 data of the valid-looking inputs.
 
-Records the router cannot get past have a test each at the end (they fail today: product bugs):
-a value whose dead letter is larger than the router's producer may send (faust's 1,000,000-byte
-request limit, below the broker's 1 MiB), and a header name that is not UTF-8.
+Records that once stopped the router have a test each at the end: a value whose dead letter was
+larger than the router's producer could send (faust's 1,000,000-byte default request limit, below
+the broker's 1 MiB; now the ops topics and producers take twice Kafka's record limit), and a header
+name that is not UTF-8 (aiokafka decoded it strictly; now ``herstelbus.fetchguard``).
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ INPUTS = figures.size(1_500, 100_000)
 HYPOTHESIS_JSON = figures.size(300, 5_000)  # hypothesis draws ~200 a second here: the rest is seeded RNG
 OVERSIZE = figures.size(3, 20)
 BASE_EVENTS = figures.size(400, 5_000)  # the valid synthetic events the mutations start from
-# The dead letter embeds the input sealed plus ~730 bytes: above this input size it no longer fits
-# faust's producer (max request 1,000,000 bytes); the broker takes records up to 1,048,588 bytes.
+# The dead letter embeds the input sealed plus ~730 bytes: above this input size it did not fit
+# faust's default producer limit (1,000,000 bytes); the ingest topics take records up to 1,048,588.
 DEAD_LETTER_FITS = 990_000
 BROKER_TAKES = 1_040_000
 
@@ -311,10 +312,10 @@ def fuzz_inputs(rng: Random, seed: int, count: int) -> list[Input]:
     inputs = [Input("hypothesis_json", fuzzer.topic(),
                     json.dumps(doc, ensure_ascii=rng.random() < 0.5).encode("utf-8", "surrogatepass"))
               for doc in hypothesis_json(HYPOTHESIS_JSON, seed)]
-    inputs += [fuzzer.oversize(rng.randint(DEAD_LETTER_FITS - 90_000, DEAD_LETTER_FITS)) for _ in range(OVERSIZE)]
+    inputs += [fuzzer.oversize(rng.randint(DEAD_LETTER_FITS - 90_000, BROKER_TAKES)) for _ in range(OVERSIZE)]
     names, weights = zip(*KINDS, strict=True)
     inputs += [fuzzer.make(kind) for kind in rng.choices(names, weights, k=count - len(inputs))]
-    # Not the oversize ones: a key or headers on top could make their dead letter too large (below).
+    # Not the oversize ones: a key or headers on top could take them past what the broker accepts.
     inputs = [made if made.kind == "oversize" else fuzzer.odd_key_and_headers(made) for made in inputs]
     rng.shuffle(inputs)
     return inputs
@@ -453,7 +454,7 @@ class NonUtf8Name(str):
 
 def _oversize_dead_letter(fuzzer: Fuzzer, rng: Random) -> list[Input]:
     """Values the broker takes (up to 1 MiB) whose dead letter (the input sealed, plus ~730 bytes)
-    is larger than the router's producer may send (faust's ``producer_max_request_size``, 1,000,000)."""
+    was larger than faust's default ``producer_max_request_size`` (1,000,000) let the router send."""
     return [Input("oversize", topic, fuzzer.random_bytes(rng.randint(DEAD_LETTER_FITS + 10_000, BROKER_TAKES)))
             for topic in INGEST]
 
@@ -467,10 +468,11 @@ def _non_utf8_header_name(fuzzer: Fuzzer, rng: Random) -> list[Input]:
 @pytest.mark.parametrize("poison", [_oversize_dead_letter, _non_utf8_header_name],
                          ids=["dead_letter_above_producer_limit", "non_utf8_header_name"])
 def test_fuzz_record_the_router_cannot_pass_is_dead_lettered(tmp_path, poison: Callable) -> None:
-    """Inputs that stop the router itself rather than get a dead letter, one on each ingest topic
-    with ordinary malformed inputs behind it: each must get its receipt and dead letter like any
-    other, the inputs behind it too, and the router must run on. One test each, on a broker of its
-    own: they end the router before anything is acknowledged, so every restart meets them again."""
+    """Inputs that once stopped the router itself rather than get a dead letter, one on each ingest
+    topic with ordinary malformed inputs behind it: each must get its receipt and dead letter like
+    any other, the inputs behind it too, and the router must run on. One test each, on a broker of
+    its own: were one to end the router again, every restart would meet it, and no later test on a
+    shared broker could pass."""
     with own_broker(tmp_path) as kafka:
         sc = scenario(kafka, tmp_path, f"scenario 7, {poison.__name__.strip('_')}", 0)
         fuzzer = Fuzzer(sc.rng, valid_events(20, sc.seed))
