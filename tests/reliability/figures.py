@@ -30,12 +30,22 @@ def record(scenario: str, **figures: object) -> None:
     print(f"\n[reliability] {scenario}: {json.dumps(figures, default=str)}")
 
 
+LEGEND = (
+    "Every scenario fails on `lost` > 0 or `double_effects` > 0 and checks one terminal receipt per",
+    "input. `duplicates_at_sinks` / `duplicates_emitted` are redeliveries (at-least-once: a routed",
+    "record written again after a kill, a webhook POST repeated after a timeout) that carry the same",
+    "event id and the same data, so a gemeente recognises them: once in effect. `duplicate` counts",
+    "inputs UHT published twice on purpose (DUPLICATE receipts). `reconcile` is `herstelbus",
+    "reconcile` over the run's ingest records.",
+)
+
+
 def write_results() -> Path | None:
     if not (FULL and _figures):
         return None
     lines = ["# Reliability suite: results of the last full run (`make reliability`)", "",
              f"Run {datetime.now(timezone.utc).isoformat(timespec='seconds')} on {platform.node()} "
-             f"({os.cpu_count()} cores, Python {platform.python_version()}).", ""]
+             f"({os.cpu_count()} cores, Python {platform.python_version()}).", "", *LEGEND, ""]
     for scenario, figures in sorted(_figures.items()):
         lines += [f"## {scenario}", "", "| figure | value |", "| --- | --- |"]
         lines += [f"| {k} | {v} |" for k, v in figures.items()]
