@@ -55,9 +55,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import _ceiling
 import _kit
 
-GOAL_RATIO, GOAL_RATE, GOAL_P99_MS = 0.70, 10_000, 50.0
+GOAL_RATIO, GOAL_RATE, GOAL_P99_MS, GOAL_SCALE = 0.70, 10_000, 50.0, 1.7
+THROUGHPUT = ("floor", "floor-kafka-python", "floor-acked", "router", "router-2")  # worker scenarios, in run order
 OIN = "00000001003214345000"
 WARMUP_EVENTS = 2_000  # per warm-up run, and before the latency run (every gemeente's first epoch)
 
@@ -152,7 +154,7 @@ class Bench:
         from herstelbus.settings import Settings
 
         self.args, self.bootstrap, self.workdir = args, bootstrap, workdir
-        self.settings = Settings(bootstrap_servers=bootstrap)
+        self.settings = Settings(bootstrap_servers=bootstrap, ingest_partitions=args.ingest_partitions)
         self.runs: list[Run] = []
         self.run_no = 0
         self.keys_dir = workdir / "keys"
@@ -169,7 +171,8 @@ class Bench:
         t0 = time.monotonic()
         self.events = self.encoded(self.args.events, seed=1)
         # the latency run: its own events (other event ids), 2,000 for warm-up, then the paced ones
-        self.latency_events = self.encoded(2_000 + int(self.args.latency_rate * self.args.latency_seconds), seed=2)
+        most = max(self.args.latency_rates, default=0) if "latency" in self.args.scenarios.split(",") else 0
+        self.latency_events = self.encoded(2_000 + int(most * self.args.latency_seconds), seed=2)
         print(f"# {len(self.events)} + {len(self.latency_events)} events generated and encoded "
               f"in {time.monotonic() - t0:.1f}s; "
               f"mean value {statistics.mean(len(e[2]) for e in self.events):.0f} bytes")
@@ -291,6 +294,7 @@ class Bench:
     # -- one worker run ---------------------------------------------------------------------------------
     def env(self, run_dir: Path, keystore_url: str | None = None) -> dict[str, str]:
         env = {**os.environ, "HERSTELBUS_BOOTSTRAP_SERVERS": self.bootstrap,
+               "HERSTELBUS_INGEST_PARTITIONS": str(self.settings.ingest_partitions),
                "HERSTELBUS_DATA_DIR": str(run_dir), "HERSTELBUS_LOG_FORMAT": "json",
                "HERSTELBUS_PSEUDONYM_KEY_FILE": str(self.keys_dir / "pseudonym.key"),
                "HERSTELBUS_SIGNING_KEY_FILE": str(self.keys_dir / "signing.pem"),
@@ -299,8 +303,9 @@ class Bench:
             env["HERSTELBUS_KEYSTORE_URL"] = keystore_url
         return env
 
-    def start(self, cmd: list[str], env: dict, run_dir: Path) -> tuple[subprocess.Popen, ProcMonitor]:
-        log = open(run_dir / "worker.log", "w")
+    def start(self, cmd: list[str], env: dict, run_dir: Path,
+              log_name: str = "worker.log") -> tuple[subprocess.Popen, ProcMonitor]:
+        log = open(run_dir / log_name, "w")
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=_kit.REPO)
         log.close()
@@ -324,6 +329,18 @@ class Bench:
         finally:
             consumer.close()
 
+    def wait_ready(self, workers: list, run_dir: Path, settle_s: float = 5.0) -> None:
+        """Until every worker logged faust's "Worker ready" (joined, tables recovered), then
+        ``settle_s`` for the rebalance the last one's joining started in the others."""
+        deadline = time.monotonic() + self.args.timeout
+        for i, (proc, _) in enumerate(workers):
+            log = run_dir / f"worker-{i}.log"
+            while "Worker ready" not in log.read_text(errors="replace"):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"worker {i} not ready (exit {proc.poll()}); log: {log}")
+                time.sleep(0.2)
+        time.sleep(settle_s)
+
     def stop(self, proc: subprocess.Popen, mon: ProcMonitor) -> float | None:
         from herstelbus.processes import stop
 
@@ -345,30 +362,39 @@ class Bench:
         run_dir.mkdir(parents=True)
         app_id = f"bench-{scenario}-{os.getpid()}-{self.run_no}"  # never a group an older worker is in
         self.reset_topics()
-        if scenario == "router":
+        if scenario.startswith("router"):
             env = self.env(run_dir, self.keystore(run_dir))
             cmd, out_topic = [sys.executable, "-m", "herstelbus", "router"], STATUS
         else:
             env = self.env(run_dir)
             out_topic = f"bench.{app_id}.v1"
             self.create_topic(out_topic)
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--passthrough-worker", app_id, out_topic]
+            worker = "--passthrough-kafka-python" if scenario == "floor-kafka-python" else "--passthrough-worker"
+            cmd = [sys.executable, str(Path(__file__).resolve()), worker, app_id, out_topic]
             if scenario == "floor-acked":
                 cmd.append("--acked")
-        self.preload(self.events[:n])
+        if scenario != "router-2":
+            self.preload(self.events[:n])
         started = time.time()
-        proc, mon = self.start(cmd, env, run_dir)
+        workers = []  # router-2: a second process in the same group, with a data dir of its own
+        for i in range(2 if scenario == "router-2" else 1):
+            (run_dir / f"p{i}").mkdir()
+            workers.append(self.start(cmd, {**env, "HERSTELBUS_DATA_DIR": str(run_dir / f"p{i}")}, run_dir,
+                                      f"worker-{i}.log"))
         try:
-            self.wait_for(proc, out_topic, n, self.args.timeout, run_dir)
+            if scenario == "router-2":  # both in the group and settled first: a rebalance is not the measure
+                self.wait_ready(workers, run_dir)
+                self.preload(self.events[:n])
+            self.wait_for(workers[0][0], out_topic, n, self.args.timeout, run_dir)
         finally:
-            rss = self.stop(proc, mon)
-        records = self.read_all(out_topic, n, decode=scenario == "router")
+            rss = max((r for r in (self.stop(proc, mon) for proc, mon in workers) if r is not None), default=None)
+        records = self.read_all(out_topic, n, decode=scenario.startswith("router"))
         stamps = sorted(r[0] if isinstance(r, tuple) else r for r in records)
         first, last = stamps[0] / 1000, stamps[-1] / 1000
         seconds = max(last - first, 1e-3)
-        cpu = mon.cpu_at(last) - mon.cpu_at(first)
+        cpu = sum(mon.cpu_at(last) - mon.cpu_at(first) for _, mon in workers)
         outcomes: dict[str, int] = {}
-        if scenario == "router":
+        if scenario.startswith("router"):
             for _, value in records:
                 status = contracts.decode(value)[1]["status"]
                 outcomes[status] = outcomes.get(status, 0) + 1
@@ -382,8 +408,31 @@ class Bench:
         self.runs.append(run)
         return run
 
+    # -- Kafka's own ceiling ---------------------------------------------------------------------------
+    def ceiling(self, repetitions: int) -> dict:
+        """Kafka's producer and consumer performance tools, records of the events' mean size, on a
+        fresh topic with the ingest topics' partitions; the median of ``repetitions`` runs."""
+        size = round(statistics.mean(len(e[2]) for e in self.events))
+        runs = []
+        for rep in range(1, repetitions + 1):
+            self.run_no += 1
+            topic = f"bench.ceiling-{os.getpid()}-{self.run_no}.v1"
+            self.create_topic(topic)
+            run = _ceiling.ceiling(self.bootstrap, topic, self.args.ceiling_records, size, self.args.timeout)
+            print(f"  ceiling      rep {rep}   {run['records']:>6,} records of {size} bytes: producer "
+                  f"{run['producer_events_per_s']:>9,.0f}/s, consumer {run['consumer_events_per_s']:>9,.0f}/s",
+                  flush=True)
+            runs.append(run)
+        rates = sorted(r["events_per_s"] for r in runs)
+        return {"events_per_run": self.args.ceiling_records, "record_size": size, "repetitions": len(runs),
+                "events_per_s_median": statistics.median(rates), "events_per_s_min": rates[0],
+                "events_per_s_max": rates[-1],
+                "producer_events_per_s_median": statistics.median(r["producer_events_per_s"] for r in runs),
+                "consumer_events_per_s_median": statistics.median(r["consumer_events_per_s"] for r in runs),
+                "runs": runs}
+
     # -- latency --------------------------------------------------------------------------------------
-    def latency(self) -> dict:
+    def latency(self, rate: int) -> dict:
         from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
         from herstelbus.core import contracts
@@ -394,7 +443,8 @@ class Bench:
         run_dir.mkdir(parents=True)
         self.reset_topics()
         env = self.env(run_dir, self.keystore(run_dir))
-        warm, paced = self.latency_events[:WARMUP_EVENTS], self.latency_events[WARMUP_EVENTS:]
+        warm = self.latency_events[:WARMUP_EVENTS]
+        paced = self.latency_events[WARMUP_EVENTS:WARMUP_EVENTS + int(rate * self.args.latency_seconds)]
         self.preload(warm)
         proc, mon = self.start([sys.executable, "-m", "herstelbus", "router"], env, run_dir)
         published: dict[str, float] = {}
@@ -405,7 +455,7 @@ class Bench:
             self.wait_for(proc, STATUS, len(warm), self.args.timeout, run_dir)
             start_offsets = consumer.end_offsets(tps)
             producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=0)
-            interval = 1.0 / self.args.latency_rate
+            interval = 1.0 / rate
             t0 = time.perf_counter()
             wall0 = time.time() - t0  # wall clock = wall0 + perf_counter(): one clock read per event
             for i, (topic, key, value, headers, event_id) in enumerate(paced):
@@ -419,7 +469,7 @@ class Bench:
             took = time.perf_counter() - t0
             producer.close()
             print(f"  latency: published {len(paced):,} events in {took:.1f}s "
-                  f"({len(paced) / took:,.0f}/s, target {self.args.latency_rate:,}/s)", flush=True)
+                  f"({len(paced) / took:,.0f}/s, target {rate:,}/s)", flush=True)
             drain_started = time.monotonic()
             try:
                 self.wait_for(proc, STATUS, len(warm) + len(paced), self.args.latency_drain_s, run_dir)
@@ -467,7 +517,7 @@ class Bench:
             return samples[i][0], any(lower for _, lower in samples[: i + 1])
 
         result = {
-            "rate_target": self.args.latency_rate, "seconds": self.args.latency_seconds,
+            "rate_target": rate, "seconds": self.args.latency_seconds,
             "published": len(paced), "publish_rate": round(len(paced) / took, 1),
             "routed_records": sum(1 for _, lower in samples if not lower),
             "unprocessed_at_cutoff": len(unprocessed), "drain_s": drain_s, "peak_rss_mb": rss,
@@ -493,9 +543,13 @@ class Bench:
 
 
 # -- report -------------------------------------------------------------------------------------------
-def summarise(runs: list[Run], latency: dict | None, args: argparse.Namespace, meta: dict) -> dict:
+def summarise(runs: list[Run], latency: dict | None, args: argparse.Namespace, meta: dict,
+              ceiling: dict | None = None) -> dict:
     table = {}
-    for scenario in ("floor", "floor-acked", "router"):
+    if ceiling:
+        table["ceiling"] = {k: v for k, v in ceiling.items() if k != "runs"}
+        table["ceiling"].update(cpu_s_per_1000_median=None, peak_rss_mb_max=None)
+    for scenario in THROUGHPUT:
         reps = [r for r in runs if r.scenario == scenario and r.repetition > 0]
         if not reps:
             continue
@@ -508,18 +562,24 @@ def summarise(runs: list[Run], latency: dict | None, args: argparse.Namespace, m
             "peak_rss_mb_max": max((r.peak_rss_mb or 0) for r in reps),
         }
     floor = table.get("floor", {}).get("events_per_s_median")
+    top = table.get("ceiling", {}).get("events_per_s_median")
     for row in table.values():
         row["ratio_to_floor"] = round(row["events_per_s_median"] / floor, 3) if floor else None
+        row["ratio_to_ceiling"] = round(row["events_per_s_median"] / top, 3) if top else None
     router = table.get("router")
     goals = {}
     if router and floor:
         goals[f"router >= {GOAL_RATIO:.0%} of the faust pass-through"] = router["ratio_to_floor"] >= GOAL_RATIO
     if router:
         goals[f"router >= {GOAL_RATE:,} events/s per process"] = router["events_per_s_median"] >= GOAL_RATE
+    if router and table.get("router-2"):
+        scale = round(table["router-2"]["events_per_s_median"] / router["events_per_s_median"], 3)
+        table["router-2"]["ratio_to_router"] = scale
+        goals[f"2 router processes >= {GOAL_SCALE}x one"] = scale >= GOAL_SCALE
     if latency:
-        goals[f"p99 <= {GOAL_P99_MS:.0f} ms at {args.latency_rate:,} events/s"] = latency["p99_ms"] <= GOAL_P99_MS
+        goals[f"p99 <= {GOAL_P99_MS:.0f} ms at {latency['rate_target']:,} events/s"] = latency["p99_ms"] <= GOAL_P99_MS
     return {"meta": meta, "scenarios": table, "latency": latency, "goals": goals,
-            "runs": [asdict(r) for r in runs]}
+            "runs": [asdict(r) for r in runs], "ceiling_runs": (ceiling or {}).get("runs", [])}
 
 
 def latency_text(lat: dict) -> str:
@@ -529,13 +589,17 @@ def latency_text(lat: dict) -> str:
 def print_table(summary: dict) -> None:
     lat = summary["latency"]
     print()
-    print(f"{'scenario':<13}{'events/run':>11}{'events/s median':>17}{'(min–max)':>20}{'× floor':>9}"
-          f"{'CPU s/1000':>12}{'peak RSS MB':>13}   p50/p95/p99 ms")
+    print(f"{'scenario':<19}{'events/run':>11}{'events/s median':>17}{'(min–max)':>20}{'× floor':>9}"
+          f"{'× ceiling':>10}{'CPU s/1000':>12}{'peak RSS MB':>13}   p50/p95/p99 ms")
+
+    def shown(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
     for name, row in summary["scenarios"].items():
-        ratio = "-" if row["ratio_to_floor"] is None else f"{row['ratio_to_floor']:.3f}"
         spread = f"{row['events_per_s_min']:,.0f}–{row['events_per_s_max']:,.0f}"
-        print(f"{name:<13}{row['events_per_run']:>11,}{row['events_per_s_median']:>17,.0f}{spread:>20}"
-              f"{ratio:>9}{row['cpu_s_per_1000_median']:>12.3f}{row['peak_rss_mb_max']:>13.0f}"
+        print(f"{name:<19}{row['events_per_run']:>11,}{row['events_per_s_median']:>17,.0f}{spread:>20}"
+              f"{shown(row['ratio_to_floor'], '.3f'):>9}{shown(row['ratio_to_ceiling'], '.3f'):>10}"
+              f"{shown(row['cpu_s_per_1000_median'], '.3f'):>12}{shown(row['peak_rss_mb_max'], '.0f'):>13}"
               f"   {latency_text(lat) if name == 'router' and lat else ''}")
     if lat:
         print(f"latency: router at {lat['rate_target']:,} events/s for {lat['seconds']:.0f} s "
@@ -561,21 +625,37 @@ def main() -> None:
                     help="seconds the measured router runs may take together (with --router-events 0)")
     ap.add_argument("--acked-floor-repeats", type=int, default=1,
                     help="repetitions of the diagnostic floor that awaits every ack (0: skip)")
-    ap.add_argument("--latency-rate", type=int, default=1_000, help="events/s of the paced producer (0: skip)")
+    ap.add_argument("--latency-rates", type=lambda v: [int(x) for x in v.split(",") if x], default=[1_000, 5_000],
+                    help="events/s of the paced producer, one latency run each, comma-separated; the first "
+                         "is the goal's (empty: skip)")
     ap.add_argument("--latency-seconds", type=float, default=20.0)
     ap.add_argument("--latency-drain-s", type=float, default=60.0,
                     help="how long after the last paced publish the router may take to catch up")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds a run may take before it is abandoned")
-    ap.add_argument("--scenarios", default="floor,floor-acked,router,latency",
+    ap.add_argument("--ceiling-repeats", type=int, default=3, help="runs of Kafka's own performance tools")
+    ap.add_argument("--ceiling-records", type=int, default=500_000,
+                    help="records per ceiling run (the events' size; more than --events: the tools' JVM warms up)")
+    ap.add_argument("--ingest-partitions", type=int, default=2,
+                    help="partitions per ingest topic (2: one each for the two processes of router-2)")
+    ap.add_argument("--scenarios", default="ceiling,floor,floor-kafka-python,floor-acked,router,router-2,latency",
                     help="comma-separated subset of floor, floor-acked, router, latency")
     ap.add_argument("--keep-workdir", action="store_true", help="keep worker logs and key stores (path printed)")
     ap.add_argument("--reset-topics-on-external-broker", action="store_true",
                     help="allow deleting the router's topics on the broker HERSTELBUS_BOOTSTRAP_SERVERS names")
     ap.add_argument("--passthrough-worker", nargs=2, metavar=("APP_ID", "SINK"), help=argparse.SUPPRESS)
     ap.add_argument("--acked", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--passthrough-kafka-python", nargs=2, metavar=("GROUP", "SINK"), help=argparse.SUPPRESS)
+    ap.add_argument("--passthrough-topics", nargs="+", help=argparse.SUPPRESS)  # default: the ingest topics
     args = ap.parse_args()
     if args.passthrough_worker:
         passthrough_worker(*args.passthrough_worker, args.acked)
+        return
+    if args.passthrough_kafka_python:
+        from herstelbus.core.topology import INGEST
+        from herstelbus.settings import get_settings
+
+        _ceiling.passthrough_kafka_python(get_settings().bootstrap, *args.passthrough_kafka_python,
+                                          args.passthrough_topics or list(INGEST))
         return
 
     started_at, load_at_start = time.monotonic(), os.getloadavg()
@@ -587,15 +667,17 @@ def main() -> None:
         bench.prepare()
         chosen = set(args.scenarios.split(","))
         n, warm_n = len(bench.events), min(len(bench.events), WARMUP_EVENTS)
-        plan = [("floor", args.repeats), ("floor-acked", args.acked_floor_repeats), ("router", args.repeats)]
+        ceiling = bench.ceiling(args.ceiling_repeats) if "ceiling" in chosen and args.ceiling_repeats > 0 else None
+        plan = [("floor", args.repeats), ("floor-kafka-python", args.repeats),
+                ("floor-acked", args.acked_floor_repeats), ("router", args.repeats), ("router-2", args.repeats)]
         for scenario, reps in plan:
             if reps <= 0 or scenario not in chosen:
                 continue
             warm = [bench.throughput(scenario, 0, warm_n) for _ in range(args.warmups)]
             size = n
-            if scenario == "router" and args.router_events:
+            if scenario.startswith("router") and args.router_events:
                 size = min(n, args.router_events)
-            elif scenario == "router" and warm:  # keep the run inside its time budget (see --router-budget-s)
+            elif scenario.startswith("router") and warm:  # keep the run inside its time budget (see --router-budget-s)
                 fits = int(args.router_budget_s / reps * statistics.median(r.events_per_s for r in warm))
                 size = max(warm_n, min(n, fits // 1000 * 1000))
                 if size < n:
@@ -603,14 +685,20 @@ def main() -> None:
                           f"--router-budget-s {args.router_budget_s:.0f} at the warm-up's rate", flush=True)
             for rep in range(1, reps + 1):
                 bench.throughput(scenario, rep, size)
-        latency = bench.latency() if args.latency_rate > 0 and "latency" in chosen else None
+        latencies = [bench.latency(rate) for rate in args.latency_rates if rate > 0] if "latency" in chosen else []
+        latency = latencies[0] if latencies else None  # the goal's rate (the first)
 
     import faust
 
     meta = _kit.run_meta(started_at, load_at_start, bootstrap, {"faust": faust.__version__},
                          events=args.events, repeats=args.repeats, warmups=args.warmups,
                          ingest_partitions=bench.settings.ingest_partitions)
-    summary = summarise(bench.runs, latency, args, meta)
+    summary = summarise(bench.runs, latency, args, meta, ceiling)
+    summary["latency_by_rate"] = latencies
+    for extra in latencies[1:]:
+        print(f"latency at {extra['rate_target']:,} events/s: p50/p95/p99 {latency_text(extra)} ms"
+              + ("" if extra["drain_s"] is not None else
+                 f" (NOT caught up: {extra['unprocessed_at_cutoff']:,} unprocessed at the cutoff, ≥: lower bounds)"))
     print_table(summary)
     _kit.write_results("router", summary)
 
