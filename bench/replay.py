@@ -1,0 +1,216 @@
+"""Replay (issue 9, scenario 6): `herstelbus replay` over N retained events of one gemeente.
+
+    .venv/bin/python bench/replay.py                        # 1,000,000 events, 3 repetitions
+    .venv/bin/python bench/replay.py --events 50000 --repeats 1   # a quick look
+
+On a broker of its own (``_kit.bench_broker``) one gemeente topic is filled with N records shaped
+like the router's output: sealed-record-sized values (random bytes: replay never opens a value),
+the router's CloudEvents headers, one distinct event id each. Then, per repetition, on a fresh
+copy of that topic's range:
+
+- ``floor``: a kafka-python pass-through (``bench/_ceiling.py``'s worker) reading the range and
+  writing every record unchanged to another topic, acks=all: Kafka and Python with none of
+  replay's work;
+- ``replay``: ``python -m herstelbus replay --gemeente GM --from 0 --actor bench`` writing every
+  event again to the same topic (dedup by event id, ``ce_replay`` header, audit record).
+
+events/s = (N − 1) / (CreateTime of the last copy − CreateTime of the first), as the router bench
+measures; CPU seconds per 1,000 events and peak RSS of the process from ``/proc``. Results: a
+table and ``bench/results/replay-<date>.json``. Goal: replay ≥ 20,000 events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import _kit
+
+GM = "GM0363"
+GOAL_RATE = 20_000
+VALUE_BYTES = 1_400  # a routed overdracht: sealed fields, wrapped key, signature (bench/router.py's mean)
+
+
+def fill(bootstrap: str, topic: str, n: int) -> None:
+    from kafka import KafkaProducer
+
+    from herstelbus.core import contracts
+    from herstelbus.core.topology import AUDIT, topic_specs
+    from herstelbus.topics import provision
+
+    provision(bootstrap, [s for s in topic_specs([GM]) if s.name in (topic, AUDIT)], 1)  # replay audits
+    source = contracts.source_urn("00000001003214345000", "herstelbus")
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=512 * 1024)
+    value = os.urandom(VALUE_BYTES)
+    now = dt.datetime.now(dt.timezone.utc)
+    t0 = time.monotonic()
+    for i in range(n):
+        event_id = str(uuid.UUID(int=i + 1, version=4))
+        subject = f"ps1:bench-{i % 50_000:08d}"  # the shape of a pseudonym (replay never checks more)
+        headers = contracts.cloudevent_headers("gerouteerde_overdracht", id=event_id, source=source, time=now,
+                                               subject=subject, sequence=i % 7 + 1)
+        producer.send(topic, key=subject.encode(), value=value, headers=headers)
+    producer.flush()
+    producer.close()
+    print(f"# {n:,} records of {VALUE_BYTES} bytes written to {topic} in {time.monotonic() - t0:.0f}s", flush=True)
+
+
+class Sampler(threading.Thread):
+    """CPU seconds of a process over time (to cut out its start-up) and its peak RSS."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.samples, self.peak, self.done = pid, [], None, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.05):
+            try:
+                self.samples.append((time.time(), _kit.cpu_seconds(self.pid)))
+                self.peak = _kit.peak_rss_mb(self.pid) or self.peak
+            except (OSError, ValueError, IndexError):
+                return
+
+    def cpu_between(self, a: float, b: float) -> float:
+        def at(t: float) -> float:
+            before = [c for s, c in self.samples if s <= t]
+            return before[-1] if before else (self.samples[0][1] if self.samples else 0.0)
+        return at(b) - at(a)
+
+
+def span(bootstrap: str, topic: str, start: int, n: int) -> tuple[float, float]:
+    """CreateTime (s) of the first and last of ``n`` records from ``start`` on partition 0."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    tp = TopicPartition(topic, 0)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        consumer.assign([tp])
+        stamps = []
+        for offset in (start, start + n - 1):
+            consumer.seek(tp, offset)
+            got = consumer.poll(timeout_ms=10_000, max_records=1).get(tp, [])
+            stamps.append(got[0].timestamp / 1000)
+        return stamps[0], stamps[1]
+    finally:
+        consumer.close()
+
+
+def end(bootstrap: str, topic: str) -> int:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        return consumer.end_offsets([TopicPartition(topic, 0)])[TopicPartition(topic, 0)]
+    finally:
+        consumer.close()
+
+
+def run(scenario: str, rep: int, bootstrap: str, topic: str, n: int, work: Path, timeout_s: float) -> dict:
+    from herstelbus.core.topology import TopicSpec
+    from herstelbus.processes import stop
+    from herstelbus.topics import provision
+
+    env = {**os.environ, "HERSTELBUS_BOOTSTRAP_SERVERS": bootstrap, "HERSTELBUS_DATA_DIR": str(work)}
+    if scenario == "replay":
+        out, cmd = topic, [sys.executable, "-m", "herstelbus", "replay", "--gemeente", GM, "--from", "0",
+                           "--to", str(n - 1), "--actor", "bench"]
+    else:
+        out = f"bench.replay-floor-{os.getpid()}-{rep}.v1"
+        provision(bootstrap, [TopicSpec(out, 1)], 1)
+        cmd = [sys.executable, str(Path(__file__).resolve().parent / "router.py"), "--passthrough-kafka-python",
+               f"bench-replay-floor-{os.getpid()}-{rep}", out, "--passthrough-topics", topic]
+    start = end(bootstrap, out)
+    with open(work / f"{scenario}-{rep}.log", "w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=_kit.REPO)
+    sampler = Sampler(proc.pid)
+    sampler.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while end(bootstrap, out) - start < n:
+            if proc.poll() is not None and (scenario != "replay" or proc.returncode != 0):
+                raise SystemExit(f"{scenario} exited {proc.returncode}: {work / f'{scenario}-{rep}.log'}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{scenario}: fewer than {n:,} copies after {timeout_s:.0f}s")
+            time.sleep(0.2)
+    finally:
+        sampler.done.set()
+        sampler.join()
+        if proc.poll() is None:
+            stop(proc, timeout_s=30)
+    first, last = span(bootstrap, out, start, n)
+    seconds = max(last - first, 1e-3)
+    result = {"scenario": scenario, "repetition": rep, "events": n, "seconds": round(seconds, 2),
+              "events_per_s": round((n - 1) / seconds, 1),
+              "cpu_s_per_1000": round(sampler.cpu_between(first, last) / (n - 1) * 1000, 4),
+              "peak_rss_mb": sampler.peak}
+    print(f"  {scenario:<7} rep {rep}  {n:>9,} events {result['events_per_s']:>10,.0f} events/s  "
+          f"cpu {result['cpu_s_per_1000']:.3f} s/1000  rss {result['peak_rss_mb']} MB", flush=True)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--timeout", type=float, default=900.0, help="seconds one run may take")
+    ap.add_argument("--keep-workdir", action="store_true")
+    ap.add_argument("--reset-topics-on-external-broker", action="store_true")
+    args = ap.parse_args()
+
+    from herstelbus.core.topology import gemeente_events_topic
+
+    started_at, load_at_start = time.monotonic(), os.getloadavg()
+    topic = gemeente_events_topic(GM)
+    runs = []
+    with (_kit.bench_broker(name="replay", wipes=f"{topic}", reset_allowed=args.reset_topics_on_external_broker)
+          as bootstrap, _kit.work_dir(keep=args.keep_workdir, what="worker logs") as work):
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="herstelbus-bench")
+        try:
+            _kit.delete_topics(admin, {topic})
+        finally:
+            admin.close()
+        fill(bootstrap, topic, args.events)
+        for rep in range(1, args.repeats + 1):
+            for scenario in ("floor", "replay"):
+                runs.append(run(scenario, rep, bootstrap, topic, args.events, work, args.timeout))
+
+    table = {}
+    for scenario in ("floor", "replay"):
+        reps = [r for r in runs if r["scenario"] == scenario]
+        rates = sorted(r["events_per_s"] for r in reps)
+        table[scenario] = {"events_per_run": args.events, "repetitions": len(reps),
+                           "events_per_s_median": statistics.median(rates), "events_per_s_min": rates[0],
+                           "events_per_s_max": rates[-1],
+                           "cpu_s_per_1000_median": statistics.median(r["cpu_s_per_1000"] for r in reps),
+                           "peak_rss_mb_max": max(r["peak_rss_mb"] or 0 for r in reps)}
+    floor = table["floor"]["events_per_s_median"]
+    for row in table.values():
+        row["ratio_to_floor"] = round(row["events_per_s_median"] / floor, 3)
+    replay = table["replay"]["events_per_s_median"]
+    goals = {f"replay >= {GOAL_RATE:,} events/s": replay >= GOAL_RATE}
+    print(f"\n{'scenario':<9}{'events/run':>11}{'events/s median':>17}{'(min–max)':>22}{'× floor':>9}"
+          f"{'CPU s/1000':>12}{'peak RSS MB':>13}")
+    for name, row in table.items():
+        spread = f"{row['events_per_s_min']:,.0f}–{row['events_per_s_max']:,.0f}"
+        print(f"{name:<9}{row['events_per_run']:>11,}{row['events_per_s_median']:>17,.0f}{spread:>22}"
+              f"{row['ratio_to_floor']:>9.3f}{row['cpu_s_per_1000_median']:>12.3f}{row['peak_rss_mb_max']:>13.0f}")
+    for goal, met in goals.items():
+        print(f"goal: {goal}: {'met' if met else 'NOT met'}")
+    meta = _kit.run_meta(started_at, load_at_start, bootstrap, {}, events=args.events, repeats=args.repeats,
+                         value_bytes=VALUE_BYTES)
+    _kit.write_results("replay", {"meta": meta, "scenarios": table, "goals": goals, "runs": runs})
+
+
+if __name__ == "__main__":
+    main()
