@@ -28,8 +28,11 @@ test-unit: venv
 reliability: system-deps venv jars
 	HERSTELBUS_RELIABILITY=full $(BIN)/pytest tests/reliability -o timeout=2400
 
+# Every measuring script, then report.py (one dated JSON, a PNG chart, the Markdown table).
 bench: system-deps venv jars
-	@set -e; for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script; done
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	@set -e; for script in bench/[!_]*.py; do [ "$$script" = bench/report.py ] && continue; \
+	  echo "== $$script"; $(BIN)/python $$script; done; echo "== bench/report.py"; $(BIN)/python bench/report.py
 
 # Java runs the broker, Maven fetches its pinned jars once; chromium runs the dashboard's browser
 # test. Installed with apt-get when missing and we may (root, Debian); otherwise the message names
