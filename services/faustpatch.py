@@ -66,7 +66,7 @@ def install(strict_topics: Iterable[str]) -> None:
     Recovery._resume_streams = _resume_streams_last(Recovery._resume_streams)
     Consumer._add_gap = _refuse_gaps(Consumer._add_gap)
     faust.App._stop_consumer = _stopping_lets_go(faust.App._stop_consumer)
-    Recovery._seek_offsets = _no_negative_seek(Recovery._seek_offsets)
+    Recovery._seek_offsets = _guarded_recovery_seek(Recovery._seek_offsets)
     Consumer.wait_empty = _not_waiting_for_kept(Consumer.wait_empty)
     Consumer._clean_unacked_messages = _not_waiting_for_kept(Consumer._clean_unacked_messages)
 
@@ -91,7 +91,7 @@ def let_go(message: Any) -> None:
     _KEPT.discard(message)
 
 
-def _no_negative_seek(seek_offsets: Callable) -> Callable:
+def _guarded_recovery_seek(seek_offsets: Callable) -> Callable:
     """Table recovery's seek, made safe against a rebalance that overtakes it (faust 0.15.3).
 
     faust builds the changelog offsets, awaits, then seeks; a rebalance in between adds partitions

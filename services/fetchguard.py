@@ -60,7 +60,10 @@ class WireName(str):
 
 class _LenientName(bytes):
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:  # noqa: ARG002
-        return WireName(bytes.decode(self, encoding, "surrogateescape"))
+        try:
+            return bytes.decode(self, encoding)
+        except UnicodeDecodeError:
+            return WireName(bytes.decode(self, encoding, "surrogateescape"))
 
 
 class _LenientBuffer(bytearray):
@@ -71,7 +74,7 @@ class _LenientBuffer(bytearray):
         return _LenientName(got) if isinstance(index, slice) else got
 
 
-def _read_leniently(records: Any, data: Any) -> Iterator[Any]:
+def _read_leniently(records: Any, data: Any, error: UnicodeDecodeError) -> Iterator[Any]:
     """The rest of ``data`` from ``records.next_fetch_offset`` on, header names decoded leniently."""
     from aiokafka.record.default_records import _DefaultRecordBatchPy
     from aiokafka.record.memory_records import _MemoryRecordsPy
@@ -81,8 +84,8 @@ def _read_leniently(records: Any, data: Any) -> Iterator[Any]:
         raw = batches._next_slice
         batches.next_batch()
         batch = _DefaultRecordBatchPy(raw)
-        if batch.is_transactional:  # ingest topics are not: leave such a batch to aiokafka's error
-            raise UnicodeDecodeError("utf-8", b"", 0, 1, "header name in a transactional batch")
+        if batch.is_transactional:  # ingest topics are not: such a batch keeps aiokafka's error
+            raise error
         if batch.is_control_batch:
             records.next_fetch_offset = batch.next_offset
             continue
@@ -91,7 +94,7 @@ def _read_leniently(records: Any, data: Any) -> Iterator[Any]:
         for record in batch:
             if record.offset < records.next_fetch_offset:
                 continue
-            if any(_not_utf8(name) for name, _ in record.headers):
+            if _has_wire_name(record.headers):
                 _log.warning("header_name_not_utf8", topic=tp.topic, partition=tp.partition, offset=record.offset)
             consumer_record = records._consumer_record(tp, record)
             records.next_fetch_offset = record.offset + 1
@@ -99,12 +102,8 @@ def _read_leniently(records: Any, data: Any) -> Iterator[Any]:
         records.next_fetch_offset = batch.next_offset
 
 
-def _not_utf8(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+def _has_wire_name(headers: Any) -> bool:
+    return any(isinstance(name, WireName) for name, _ in headers)
 
 
 def _unpack_records(unpack: Any) -> Any:
@@ -112,11 +111,11 @@ def _unpack_records(unpack: Any) -> Any:
     def unpack_or_reread(self: Any) -> Iterator[Any]:
         try:
             yield from unpack(self)
-        except UnicodeDecodeError:
+        except UnicodeDecodeError as error:
             data = getattr(self._records, "data", None)
             if data is None:
                 raise
-            yield from _read_leniently(self, data)
+            yield from _read_leniently(self, data, error)
     return unpack_or_reread
 
 
@@ -138,13 +137,15 @@ def install() -> None:
 def _read_leniently_once(read_msg: Any) -> Any:
     @functools.wraps(read_msg)
     def read(self: Any, *args: Any) -> Any:
-        try:
-            return read_msg(self, *args)
-        except UnicodeDecodeError:  # only a header name is decoded; the failed read moved nothing
-            self._buffer = _LenientBuffer(self._buffer)
-            record = read_msg(self, *args)
+        if not isinstance(self._buffer, _LenientBuffer):
+            try:
+                return read_msg(self, *args)
+            except UnicodeDecodeError:  # only a header name is decoded; the failed read moved nothing
+                self._buffer = _LenientBuffer(self._buffer)  # the rest of this batch only
+        record = read_msg(self, *args)
+        if _has_wire_name(record.headers):
             _log.warning("header_name_not_utf8", offset=record.offset)
-            return record
+        return record
     return read
 
 

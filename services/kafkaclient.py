@@ -43,4 +43,5 @@ def security(settings: Settings | None = None) -> dict[str, Any]:
     options.pop("bootstrap_servers", None)
     return options
 
+
 fetchguard.install_kafka_python()  # every kafka-python client here is made with this module's options

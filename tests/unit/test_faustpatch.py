@@ -159,7 +159,7 @@ def test_an_unknown_or_negative_changelog_offset_is_read_from_the_start_not_a_cr
     async def original(self, consumer, tps, offsets, title) -> None:
         seeks.append({tp: offsets[tp] for tp in tps})
 
-    seek = faustpatch._no_negative_seek(original)
+    seek = faustpatch._guarded_recovery_seek(original)
     a, b, c, d = (TP("t-changelog", p) for p in range(4))
     offsets = Counter({a: -2, b: 5, c: -1})
     offsets[d] = None  # a partition a rebalance added after the offsets were built
@@ -180,7 +180,7 @@ def test_a_seek_overtaken_by_a_newer_rebalance_is_left_to_the_restarted_recovery
     async def refused(self, consumer, tps, offsets, title) -> None:
         raise error
 
-    seek = faustpatch._no_negative_seek(refused)
+    seek = faustpatch._guarded_recovery_seek(refused)
     tp = TP("t-changelog", 0)
     asyncio.run(seek(_Recovery(rebalancing=True), None, {tp}, {tp: 3}, "active"))  # no crash
     with pytest.raises(type(error)):  # without a newer rebalance it is faust's own error

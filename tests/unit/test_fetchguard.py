@@ -63,6 +63,8 @@ def test_a_non_utf8_header_name_no_longer_stops_the_fetch(unguarded: None, compr
     assert [r.value for r in records] == [b"v1", b"v2", b"v0", b"v1", b"v2"]
     name, value = records[0].headers[0]
     assert value == b"2" and records[0].headers[1] == ("ok", b"3")
+    assert isinstance(name, fetchguard.WireName) and name.encode("utf-8") == NAME
+    assert type(records[0].headers[1][0]) is str  # a valid name stays a plain str
     # The dead letter's sealed original holds the name's own bytes.
     assert NAME in frame_record(records[0].key, records[0].value, list(records[0].headers))
 
@@ -90,4 +92,4 @@ def test_kafka_python_reads_a_non_utf8_header_name_too() -> None:
     records = list(batch)
     assert [r.value for r in records] == [b"v0", b"v1", b"v2"]
     assert records[1].headers[0][0].encode("utf-8") == NAME  # its own bytes, for whoever writes it again
-    assert records[2].headers == [("c", b"3")]
+    assert records[2].headers == [("c", b"3")] and type(records[2].headers[0][0]) is str
