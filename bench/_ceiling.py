@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 
 _PRODUCED = re.compile(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
                        r"([\d.]+) ms max latency")
@@ -100,6 +99,3 @@ def passthrough_kafka_python(bootstrap: str, group: str, sink: str, topics: list
 
 __all__ = ["ceiling", "passthrough_kafka_python"]
 
-
-if __name__ == "__main__":  # pragma: no cover - the module is imported by bench/router.py
-    raise SystemExit(Path(__file__).name + " is a helper of bench/router.py")

@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -134,6 +135,55 @@ def peak_rss_mb(pid: int | str = "self") -> float | None:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return None
+
+
+class ProcMonitor(threading.Thread):
+    """Samples a process' CPU ticks (all threads) every ``every`` seconds, with wall-clock time."""
+
+    def __init__(self, pid: int, every: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.every = pid, every
+        self.samples: list[tuple[float, float]] = []  # (time.time(), cpu seconds)
+        self._peak: float | None = None  # VmHWM only grows: the last reading is the peak so far
+        self._halt = threading.Event()
+
+    def cpu(self) -> float | None:
+        try:
+            return cpu_seconds(self.pid)
+        except OSError:
+            return None
+
+    def peak_rss_mb(self) -> float | None:
+        """Now, or as last sampled when the process has ended."""
+        try:
+            self._peak = peak_rss_mb(self.pid) or self._peak
+        except OSError:
+            pass
+        return self._peak
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            c = self.cpu()
+            if c is not None:
+                self.samples.append((time.time(), c))
+                self.peak_rss_mb()
+            self._halt.wait(self.every)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+    def cpu_at(self, t: float) -> float:
+        """CPU seconds used by time ``t``, interpolated between samples."""
+        s = self.samples
+        if not s:
+            return float("nan")
+        if t <= s[0][0]:
+            return s[0][1]
+        for (t0, c0), (t1, c1) in zip(s, s[1:]):
+            if t0 <= t <= t1:
+                return c0 + (c1 - c0) * (t - t0) / (t1 - t0) if t1 > t0 else c1
+        return s[-1][1]
 
 
 # -- results ----------------------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -61,28 +60,6 @@ def fill(bootstrap: str, topic: str, n: int) -> None:
     producer.flush()
     producer.close()
     print(f"# {n:,} records of {VALUE_BYTES} bytes written to {topic} in {time.monotonic() - t0:.0f}s", flush=True)
-
-
-class Sampler(threading.Thread):
-    """CPU seconds of a process over time (to cut out its start-up) and its peak RSS."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid, self.samples, self.peak, self.done = pid, [], None, threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(0.05):
-            try:
-                self.samples.append((time.time(), _kit.cpu_seconds(self.pid)))
-                self.peak = _kit.peak_rss_mb(self.pid) or self.peak
-            except (OSError, ValueError, IndexError):
-                return
-
-    def cpu_between(self, a: float, b: float) -> float:
-        def at(t: float) -> float:
-            before = [c for s, c in self.samples if s <= t]
-            return before[-1] if before else (self.samples[0][1] if self.samples else 0.0)
-        return at(b) - at(a)
 
 
 def span(bootstrap: str, topic: str, start: int, n: int) -> tuple[float, float]:
@@ -131,8 +108,8 @@ def run(scenario: str, rep: int, bootstrap: str, topic: str, n: int, work: Path,
     with open(work / f"{scenario}-{rep}.log", "w") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=_kit.REPO)
-    sampler = Sampler(proc.pid)
-    sampler.start()
+    mon = _kit.ProcMonitor(proc.pid)
+    mon.start()
     deadline = time.monotonic() + timeout_s
     try:
         while end(bootstrap, out) - start < n:
@@ -142,16 +119,15 @@ def run(scenario: str, rep: int, bootstrap: str, topic: str, n: int, work: Path,
                 raise SystemExit(f"{scenario}: fewer than {n:,} copies after {timeout_s:.0f}s")
             time.sleep(0.2)
     finally:
-        sampler.done.set()
-        sampler.join()
+        mon.stop()
         if proc.poll() is None:
             stop(proc, timeout_s=30)
     first, last = span(bootstrap, out, start, n)
     seconds = max(last - first, 1e-3)
     result = {"scenario": scenario, "repetition": rep, "events": n, "seconds": round(seconds, 2),
               "events_per_s": round((n - 1) / seconds, 1),
-              "cpu_s_per_1000": round(sampler.cpu_between(first, last) / (n - 1) * 1000, 4),
-              "peak_rss_mb": sampler.peak}
+              "cpu_s_per_1000": round((mon.cpu_at(last) - mon.cpu_at(first)) / (n - 1) * 1000, 4),
+              "peak_rss_mb": mon.peak_rss_mb()}
     print(f"  {scenario:<7} rep {rep}  {n:>9,} events {result['events_per_s']:>10,.0f} events/s  "
           f"cpu {result['cpu_s_per_1000']:.3f} s/1000  rss {result['peak_rss_mb']} MB", flush=True)
     return result

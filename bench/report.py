@@ -12,7 +12,7 @@ from pathlib import Path
 
 import _kit
 
-SCRIPTS = ("router", "router-latency", "gemeente-consume", "replay")
+SCRIPTS = ("router", "gemeente-consume", "replay")  # each one's <stem>-<date>.json
 
 
 def latest() -> dict[str, dict]:

@@ -50,7 +50,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -91,51 +90,6 @@ def passthrough_worker(app_id: str, sink: str, acked: bool) -> None:
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-class ProcMonitor(threading.Thread):
-    """Samples a process' CPU ticks (all threads) every ``every`` seconds, with wall-clock time."""
-
-    def __init__(self, pid: int, every: float = 0.05) -> None:
-        super().__init__(daemon=True)
-        self.pid, self.every = pid, every
-        self.samples: list[tuple[float, float]] = []  # (time.time(), cpu seconds)
-        self._halt = threading.Event()
-
-    def cpu(self) -> float | None:
-        try:
-            return _kit.cpu_seconds(self.pid)
-        except OSError:
-            return None
-
-    def peak_rss_mb(self) -> float | None:
-        try:
-            return _kit.peak_rss_mb(self.pid)
-        except OSError:
-            return None
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            c = self.cpu()
-            if c is not None:
-                self.samples.append((time.time(), c))
-            self._halt.wait(self.every)
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join()
-
-    def cpu_at(self, t: float) -> float:
-        """CPU seconds used by time ``t``, interpolated between samples."""
-        s = self.samples
-        if not s:
-            return float("nan")
-        if t <= s[0][0]:
-            return s[0][1]
-        for (t0, c0), (t1, c1) in zip(s, s[1:]):
-            if t0 <= t <= t1:
-                return c0 + (c1 - c0) * (t - t0) / (t1 - t0) if t1 > t0 else c1
-        return s[-1][1]
-
-
 @dataclass
 class Run:
     scenario: str
@@ -304,12 +258,12 @@ class Bench:
         return env
 
     def start(self, cmd: list[str], env: dict, run_dir: Path,
-              log_name: str = "worker.log") -> tuple[subprocess.Popen, ProcMonitor]:
+              log_name: str = "worker.log") -> tuple[subprocess.Popen, _kit.ProcMonitor]:
         log = open(run_dir / log_name, "w")
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=_kit.REPO)
         log.close()
-        mon = ProcMonitor(proc.pid)
+        mon = _kit.ProcMonitor(proc.pid)
         mon.start()
         return proc, mon
 
@@ -341,7 +295,7 @@ class Bench:
                 time.sleep(0.2)
         time.sleep(settle_s)
 
-    def stop(self, proc: subprocess.Popen, mon: ProcMonitor) -> float | None:
+    def stop(self, proc: subprocess.Popen, mon: _kit.ProcMonitor) -> float | None:
         from herstelbus.processes import stop
 
         try:
