@@ -32,14 +32,15 @@ from herstelbus.topics import provision, wanted_topics
 
 KEYSTORE_PORT = 8470
 DASHBOARD_PORT = 8480
-SERVICES = ("keystore", "router", "acks", "dashboard")  # started in this order, stopped in the reverse
+SERVICES = ("keystore", "keyrelay", "router", "acks", "dashboard")  # started in this order, stopped in the reverse
 # The faust workers under `herstelbus supervise`: restarted when they end themselves with 70.
 _WORKER = ["supervise", "--", sys.executable, "-m", "herstelbus"]
-ARGV = {"keystore": ["keys", "serve", "--port", str(KEYSTORE_PORT)], "router": [*_WORKER, "router"],
+ARGV = {"keystore": ["keys", "serve", "--port", str(KEYSTORE_PORT)], "keyrelay": ["keys", "relay"],
+        "router": [*_WORKER, "router"],
         "acks": [*_WORKER, "acks"], "dashboard": ["dashboard", "--port", str(DASHBOARD_PORT)]}
 # Logged once serving (the dashboard: uvicorn's own line, through herstelbus' log chain).
-READY = {"keystore": "keystore_serving", "router": "Worker ready", "acks": "Worker ready",
-         "dashboard": "Application startup complete"}
+READY = {"keystore": "keystore_serving", "keyrelay": "audit_relay_started", "router": "Worker ready",
+         "acks": "Worker ready", "dashboard": "Application startup complete"}
 DASHBOARD_URL = f"http://127.0.0.1:{DASHBOARD_PORT}/"
 # Each worker its own metrics port (/metrics, /healthz): they read the same variable.
 SERVICE_ENV = {"router": {"HERSTELBUS_METRICS_PORT": "9464"}, "acks": {"HERSTELBUS_METRICS_PORT": "9465"}}

@@ -1,4 +1,4 @@
-"""CLI of the key store: ``herstelbus gemeente keygen|register``, ``herstelbus keys serve|token``,
+"""CLI of the key store: ``herstelbus gemeente keygen|register``, ``herstelbus keys serve|token|relay``,
 ``herstelbus erase``. Registered on the main group in ``services/cli.py``; no logic of its own.
 
 Failures are ``HerstelbusError`` subclasses, which the main group prints as one line (exit 1).
@@ -31,7 +31,7 @@ from herstelbus.connectors.gemeente.cli import ack as gemeente_ack, consume as g
 from herstelbus.core.privacy.keys import DEFAULT_OVERLAP
 
 from . import policy
-from .errors import InvalidRequest, KeystoreConfigError, KeystoreError
+from .errors import InvalidRequest, KeystoreConfigError, KeystoreError, KeystoreUnavailable
 from .settings import KeystoreSettings
 
 
@@ -182,6 +182,47 @@ def token(gemeentecode: str, replace: bool) -> None:
     click.echo(KeyAdmin(_store()).issue_token(gemeentecode, os_actor(), replace=replace))
     click.echo(f"token for {gemeentecode}: shown once, stored only as a digest"
                + ("; earlier tokens revoked" if replace else ""), err=True)
+
+
+@keys.command()
+@click.option("--interval", "interval_s", default=5.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Seconds between looks at the key store's audit rows.")
+@click.option("--once", is_flag=True, help="Forward what is waiting, then stop (exit 1 if a row was refused).")
+def relay(interval_s: float, once: bool) -> None:
+    """Forward the key store's audit records (erasures, keys, tokens, confirmed forget notices) to
+    herstel.audit.v1. Runs as the key store's owner; at least once, by audit id."""
+    from kafka.errors import KafkaError
+
+    from herstelbus.logs import configure_logging
+    from herstelbus.ops.common import OpsFout, exchange_source, producer, send_audit
+    from herstelbus.settings import get_settings
+
+    from . import relay as outbox
+    from .store import KeyAdmin
+
+    configure_logging()
+    admin, source, bootstrap = KeyAdmin(_store()), exchange_source(), get_settings().bootstrap
+    state: dict[str, object] = {}
+
+    def send(records) -> None:  # the producer is made on first use, so a broker away at start is waited for
+        if "producer" not in state:
+            state["producer"] = producer(bootstrap, "herstelbus-keys-relay")
+        send_audit(state["producer"], source, records)
+
+    try:
+        if once:
+            result = outbox.relay_once(admin, send)
+            click.echo(f"{result.sent} audit record(s) forwarded to herstel.audit.v1"
+                       + (f"; {len(result.refused)} refused by the audit contract (see the log)" if result.refused else ""))
+            if result.refused:
+                raise SystemExit(1)
+        else:
+            outbox.run(admin, send, interval_s=interval_s, retry=(KafkaError, OpsFout, KeystoreUnavailable))
+    except KafkaError as exc:
+        raise OpsFout(f"the broker did not take the audit records ({type(exc).__name__})") from None
+    finally:
+        if "producer" in state:
+            state["producer"].close(timeout=10)
 
 
 # ---- herstelbus erase ---------------------------------------------------------------------------

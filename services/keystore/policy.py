@@ -238,3 +238,31 @@ def forget_targets(gemeentecodes: Iterable[str]) -> tuple[str, ...]:
     """The gemeenten that hold records about an erased subject (they had key rows for it) and must
     get a forget notice: each once, sorted."""
     return tuple(sorted(set(gemeentecodes)))
+
+
+# ---- audit relay -------------------------------------------------------------------------------
+
+AUDIT_COMPONENT = "sleutelkluis"
+_COUNT_KEY = re.compile(r"[a-z][a-z0-9_.]{0,63}")  # the audit contract's count names
+
+
+def audit_message(*, audit_id: str, at: datetime, action: str, actor: str, subject: str | None,
+                  gemeentecode: str | None, detail: Mapping[str, Any]) -> dict[str, Any]:
+    """A key store audit row as the ``audit`` record for ``herstel.audit.v1``. ``detail`` holds
+    codes and counts only; its counts (and the length of each list of gemeenten, e.g. the forget
+    notices an erasure owes) become ``aantallen``; anything else stays in the key store."""
+    aantallen: dict[str, int] = {}
+    for name, value in detail.items():
+        if not _COUNT_KEY.fullmatch(name):
+            continue
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            aantallen[name] = value
+        elif isinstance(value, (list, tuple)):
+            aantallen[name] = len(value)
+    return {
+        "audit_id": audit_id, "at": at, "actor": actor, "component": AUDIT_COMPONENT, "actie": action,
+        "resultaat": "GESLAAGD", "reden": None, "gemeentecode": gemeentecode, "topic": None,
+        "event_id": None, "subject": subject, "aantallen": aantallen,
+    }

@@ -490,3 +490,26 @@ class KeyAdmin:
         if subject is not None:
             q = q.where(a.subject == subject)
         return [AuditRecord(*row) for row in self._store.run(lambda conn: conn.execute(q).all())]
+
+    def unrelayed_audit_records(self, limit: int = 500) -> list[AuditRecord]:
+        """Audit rows not yet forwarded to herstel.audit.v1, oldest first."""
+        a, r = t.audit_log.c, t.audit_relayed.c
+        q = (select(a.audit_id, a.at, a.action, a.actor, a.subject, a.gemeentecode, a.detail)
+             .outerjoin(t.audit_relayed, r.audit_id == a.audit_id).where(r.audit_id.is_(None))
+             .order_by(a.at, a.audit_id).limit(limit))
+        return [AuditRecord(*row) for row in self._store.run(lambda conn: conn.execute(q).all())]
+
+    def mark_audit_relayed(self, audit_ids: Collection[str]) -> int:
+        """Record that the broker acknowledged these audit records; one already marked is left."""
+        def tx(conn: Connection) -> int:
+            done: set[str] = set()
+            for chunk in _chunks(sorted(set(audit_ids))):
+                done.update(conn.execute(select(t.audit_relayed.c.audit_id)
+                                         .where(t.audit_relayed.c.audit_id.in_(chunk))).scalars())
+            now = self._store.clock()
+            rows = [{"audit_id": i, "relayed_at": now} for i in sorted(set(audit_ids) - done)]
+            if rows:
+                conn.execute(insert(t.audit_relayed), rows)
+            return len(rows)
+
+        return self._store.run(tx)

@@ -141,8 +141,9 @@ release_log = Table(
     implicit_returning=False,  # the API role may append rows, not read them back (postgres-grants.sql)
 )
 
-# Ops actions (erasure, key registration, token issue), until the router issue forwards them to
-# herstel.audit.v1. ``subject`` is a pseudonym or null; ``detail`` holds codes and counts only.
+# Ops actions (erasure, key registration, token issue, a gemeente's confirmed forget notice): the
+# outbox that `herstelbus keys relay` forwards to herstel.audit.v1. ``subject`` is a pseudonym or
+# null; ``detail`` holds codes and counts only.
 audit_log = Table(
     "audit_log",
     metadata,
@@ -155,8 +156,17 @@ audit_log = Table(
     Column("detail", JSON, nullable=False),
 )
 
-# Forget notices owed to gemeenten that received an erased subject; the router issue sends them
-# and sets ``sent_at``.
+# Which audit rows the relay forwarded (acknowledged by the broker). A table of its own, so a key
+# store made before the relay existed gets it from ``create_all`` without a migration.
+audit_relayed = Table(
+    "audit_relayed",
+    metadata,
+    Column("audit_id", String(36), primary_key=True),
+    Column("relayed_at", UtcDateTime, nullable=False),
+)
+
+# Forget notices owed to gemeenten that received an erased subject. The gemeente's connector fetches
+# them from the API, applies them to its sink and confirms: ``sent_at`` is that confirmation.
 forget_notices = Table(
     "forget_notices",
     metadata,
