@@ -1,4 +1,4 @@
-"""The broker's own ceiling and a kafka-python pass-through floor, for the router bench (issue 9).
+"""The broker's own ceiling and a kafka-python pass-through floor, for the benches (issue 9).
 
 **Ceiling**: Kafka's ``ProducerPerformance`` and ``ConsumerPerformance`` from the pinned jars (the
 ones the broker runs from), records of the bench events' mean size, acks=all like every herstelbus
@@ -58,6 +58,23 @@ def ceiling(bootstrap: str, topic: str, records: int, record_size: int, timeout_
             "producer_mb_per_s": float(mb_s), "producer_avg_latency_ms": float(avg_ms),
             "producer_max_latency_ms": float(max_ms), "consumer_events_per_s": consumer_rate,
             "events_per_s": min(float(producer_rate), consumer_rate)}
+
+
+def ceiling_on_new_topic(bootstrap: str, records: int, record_size: int, partitions: int = 1,
+                         timeout_s: float = 300) -> dict:
+    """``ceiling`` on a topic of its own, made for it (for the benches that have no topic to spare)."""
+    import os
+    import time
+
+    from herstelbus.core.topology import TopicSpec
+    from herstelbus.topics import provision
+
+    topic = f"bench.ceiling-{os.getpid()}-{time.monotonic_ns()}.v1"
+    provision(bootstrap, [TopicSpec(topic, partitions)], 1)
+    run = ceiling(bootstrap, topic, records, record_size, timeout_s)
+    print(f"  ceiling      {run['records']:>9,} records of {record_size} bytes: producer "
+          f"{run['producer_events_per_s']:>9,.0f}/s, consumer {run['consumer_events_per_s']:>9,.0f}/s", flush=True)
+    return run
 
 
 def _consumer_rate(output: str) -> float:

@@ -14,6 +14,7 @@ import platform
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -210,3 +211,38 @@ def write_results(stem: str, results: dict) -> Path:
     out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"# written {out.relative_to(REPO)} (total {results['meta']['total_seconds']:.0f}s)")
     return out
+
+
+def py_spy(out: Path, rate: int = 100) -> list[str]:
+    """The argv prefix that runs a command under py-spy (the ``bench`` extra), sampling ``rate``/s into
+    ``out`` as folded stacks, idle (waiting) frames included: a process that is not CPU-bound shows
+    where it waits."""
+    exe = Path(sys.executable).with_name("py-spy")
+    if not exe.exists():
+        raise SystemExit(f"py-spy is not installed next to {sys.executable}: make bench installs it (.[bench])")
+    return [str(exe), "record", "--idle", "--threads", "--rate", str(rate), "--format", "raw", "--output", str(out),
+            "--"]
+
+
+def folded_summary(path: Path, top: int = 12) -> dict:
+    """Where the samples of a py-spy folded-stacks file fall: the ``top`` leaf frames by share
+    ("own time", waiting included), printed and returned."""
+    own: dict[str, int] = {}
+    threads: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        thread = next((f for f in frames if f.startswith("thread (")), "-")
+        key = f"{thread} {frames[-1]}"
+        own[key] = own.get(key, 0) + int(count)
+        threads[thread] = threads.get(thread, 0) + int(count)
+        total += int(count)
+    rows = sorted(own.items(), key=lambda kv: -kv[1])[:top]
+    print(f"profile ({total:,} samples over {len(threads)} threads, py-spy --idle --threads): own share by frame")
+    for frame, n in rows:
+        print(f"  {n / max(total, 1):>6.1%}  {frame}")
+    return {"samples": total, "threads": threads,
+            "top_by_own_share": [{"frame": f, "share": round(n / max(total, 1), 3)} for f, n in rows]}

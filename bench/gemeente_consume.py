@@ -33,8 +33,10 @@ commit; events/s = (N - first batch) / (last note - first note): start-up, group
 first fetch are excluded. CPU s/1000 over the same window. Peak RSS = the worker's VmHWM at the
 end. CPU ceiling = 1000 / (CPU s per 1000): the rate with a core to itself and no waits, steadier
 than events/s on a shared machine. Key store CPU = utime+stime of the ``keys serve`` process over
-the whole run, per 1,000 events (it is otherwise idle). Profile: one more jsonl run under cProfile
-(not in the figures).
+the whole run, per 1,000 events (it is otherwise idle). Kafka ceiling: one run of Kafka's consumer
+tool (``_ceiling``) on the same broker, records of the measured topic's mean size; every rate is
+printed with its ratio to raw and to that ceiling. Profile: one more jsonl run under cProfile (not
+in the figures).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import _ceiling
 import _kit
 
 GOAL_RATE = 10_000
@@ -336,6 +339,7 @@ def main() -> None:
     ap.add_argument("--warmups", type=int, default=1, help="unreported rounds on the 2,000-record warm-up topic")
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile'd jsonl run")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds one worker run may take")
+    ap.add_argument("--ceiling-records", type=int, default=500_000, help="records of the Kafka ceiling run")
     ap.add_argument("--keep-workdir", action="store_true", help="keep logs, key store, jsonl files, profile")
     ap.add_argument("--reset-topics-on-external-broker", action="store_true",
                     help=f"allow deleting gemeente.{GEMEENTE}/{WARM_GEMEENTE}.events.v1 on the broker "
@@ -359,6 +363,9 @@ def main() -> None:
         try:
             fresh_topics(bootstrap)
             env = prepare(bootstrap, work, args.events)
+            # the SDK only consumes: Kafka's consumer tool is its ceiling (records of the same mean size)
+            ceiling = _ceiling.ceiling_on_new_topic(bootstrap, args.ceiling_records,
+                                                    int(env["BENCH_MEAN_VALUE_BYTES"]))["consumer_events_per_s"]
             keystore, api = start_keystore(env, work / "keystore.log")
             env["HERSTELBUS_KEYSTORE_API"] = api
 
@@ -390,19 +397,21 @@ def main() -> None:
     floor = table["raw"]["events_per_s_median"]
     for row in table.values():
         row["ratio_to_raw"] = round(row["events_per_s_median"] / floor, 3)
+        row["ratio_to_ceiling"] = round(row["events_per_s_median"] / ceiling, 3)
         row["cpu_ceiling_events_per_s"] = round(1000 / row["cpu_s_per_1000_median"])  # a core to itself, no waits
     goal = f"gemeente consume+decrypt+jsonl sink >= {GOAL_RATE:,} events/s per process"
     goals = {goal: table["jsonl"]["events_per_s_median"] >= GOAL_RATE}
 
-    print(f"\n{'scenario':<9}{'events/run':>11}{'events/s median':>17}{'(min–max)':>20}{'× raw':>8}"
+    print(f"\n{'scenario':<9}{'events/run':>11}{'events/s median':>17}{'(min–max)':>20}{'× raw':>8}{'× ceiling':>10}"
           f"{'CPU s/1000':>12}{'CPU ceiling/s':>15}{'peak RSS MB':>13}{'key store CPU s/1000':>22}")
     for name, row in table.items():
         spread = f"{row['events_per_s_min']:,.0f}–{row['events_per_s_max']:,.0f}"
         ks = row["keystore_cpu_s_per_1000_median"]
         print(f"{name:<9}{row['events_per_run']:>11,}{row['events_per_s_median']:>17,.0f}{spread:>20}"
-              f"{row['ratio_to_raw']:>8.3f}{row['cpu_s_per_1000_median']:>12.3f}{row['cpu_ceiling_events_per_s']:>15,}"
+              f"{row['ratio_to_raw']:>8.3f}{row['ratio_to_ceiling']:>10.3f}{row['cpu_s_per_1000_median']:>12.3f}{row['cpu_ceiling_events_per_s']:>15,}"
               f"{row['peak_rss_mb_max']:>13.0f}"
               f"{'-' if ks is None else f'{ks:.3f}':>22}")
+    print(f"ceiling (Kafka's consumer tool, {args.ceiling_records:,} records): {ceiling:,.0f}/s")
     print()
     for g, met in goals.items():
         print(f"goal: {g}: {'met' if met else 'NOT met'}")
@@ -415,7 +424,7 @@ def main() -> None:
     meta = _kit.run_meta(started_at, load_at_start, bootstrap, libraries,
                          gemeente=GEMEENTE, events=args.events, mean_value_bytes=int(env["BENCH_MEAN_VALUE_BYTES"]),
                          repeats=args.repeats, warmups=args.warmups)
-    _kit.write_results("gemeente-consume", {"meta": meta, "scenarios": table, "goals": goals,
+    _kit.write_results("gemeente-consume", {"meta": meta, "scenarios": table, "goals": goals, "ceiling_events_per_s": ceiling,
                                             "profile_jsonl": profile, "runs": runs})
 
 

@@ -15,8 +15,12 @@ copy of that topic's range:
   event again to the same topic (dedup by event id, ``ce_replay`` header, audit record).
 
 events/s = (N − 1) / (CreateTime of the last copy − CreateTime of the first), as the router bench
-measures; CPU seconds per 1,000 events and peak RSS of the process from ``/proc``. Results: a
-table and ``bench/results/replay-<date>.json``. Goal: replay ≥ 20,000 events/s.
+measures; CPU seconds per 1,000 events and peak RSS of the process from ``/proc``. The ceiling:
+one run of Kafka's own producer and consumer tools (``_ceiling``) on the same broker, records of
+the same size; every rate is printed with its ratio to the floor and to that ceiling. Results: a
+table and ``bench/results/replay-<date>.json``. Profile: one more replay run under py-spy
+(``--idle``: waiting shows too), its top frames printed and stored (not in the figures). Goal:
+replay ≥ 20,000 events/s.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import time
 import uuid
 from pathlib import Path
 
+import _ceiling
 import _kit
 
 GM = "GM0363"
@@ -90,7 +95,8 @@ def end(bootstrap: str, topic: str) -> int:
         consumer.close()
 
 
-def run(scenario: str, rep: int, bootstrap: str, topic: str, n: int, work: Path, timeout_s: float) -> dict:
+def run(scenario: str, rep: int, bootstrap: str, topic: str, n: int, work: Path, timeout_s: float,
+        profile: Path | None = None) -> dict:
     from herstelbus.core.topology import TopicSpec
     from herstelbus.processes import stop
     from herstelbus.topics import provision
@@ -104,6 +110,8 @@ def run(scenario: str, rep: int, bootstrap: str, topic: str, n: int, work: Path,
         provision(bootstrap, [TopicSpec(out, 1)], 1)
         cmd = [sys.executable, str(Path(__file__).resolve().parent / "router.py"), "--passthrough-kafka-python",
                f"bench-replay-floor-{os.getpid()}-{rep}", out, "--passthrough-topics", topic]
+    if profile is not None:
+        cmd = [*_kit.py_spy(profile), *cmd]
     start = end(bootstrap, out)
     with open(work / f"{scenario}-{rep}.log", "w") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -120,6 +128,8 @@ def run(scenario: str, rep: int, bootstrap: str, topic: str, n: int, work: Path,
             time.sleep(0.2)
     finally:
         mon.stop()
+        if profile is not None:  # py-spy writes its file when the replay it runs has ended
+            proc.wait(timeout=120)
         if proc.poll() is None:
             stop(proc, timeout_s=30)
     first, last = span(bootstrap, out, start, n)
@@ -138,6 +148,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds one run may take")
+    ap.add_argument("--ceiling-records", type=int, default=500_000, help="records of the Kafka ceiling run")
+    ap.add_argument("--no-profile", dest="profile", action="store_false", help="skip the py-spy'd replay run")
     ap.add_argument("--keep-workdir", action="store_true")
     ap.add_argument("--reset-topics-on-external-broker", action="store_true")
     args = ap.parse_args()
@@ -157,9 +169,15 @@ def main() -> None:
         finally:
             admin.close()
         fill(bootstrap, topic, args.events)
+        # replay reads and writes the gemeente topic: the lower of Kafka's producer and consumer rates
+        ceiling = _ceiling.ceiling_on_new_topic(bootstrap, args.ceiling_records, VALUE_BYTES)["events_per_s"]
         for rep in range(1, args.repeats + 1):
             for scenario in ("floor", "replay"):
                 runs.append(run(scenario, rep, bootstrap, topic, args.events, work, args.timeout))
+        profile = None
+        if args.profile:  # one more replay under py-spy, not in the figures (sampling slows it)
+            run("replay", 0, bootstrap, topic, args.events, work, args.timeout, profile=work / "replay.folded")
+            profile = _kit.folded_summary(work / "replay.folded")
 
     table = {}
     for scenario in ("floor", "replay"):
@@ -173,19 +191,25 @@ def main() -> None:
     floor = table["floor"]["events_per_s_median"]
     for row in table.values():
         row["ratio_to_floor"] = round(row["events_per_s_median"] / floor, 3)
+        row["ratio_to_ceiling"] = round(row["events_per_s_median"] / ceiling, 3)
+    table["ceiling"] = {"events_per_run": args.ceiling_records, "repetitions": 1, "events_per_s_median": ceiling,
+                        "events_per_s_min": ceiling, "events_per_s_max": ceiling, "cpu_s_per_1000_median": None,
+                        "peak_rss_mb_max": None, "ratio_to_floor": round(ceiling / floor, 3), "ratio_to_ceiling": 1.0}
     replay = table["replay"]["events_per_s_median"]
     goals = {f"replay >= {GOAL_RATE:,} events/s": replay >= GOAL_RATE}
     print(f"\n{'scenario':<9}{'events/run':>11}{'events/s median':>17}{'(min–max)':>22}{'× floor':>9}"
-          f"{'CPU s/1000':>12}{'peak RSS MB':>13}")
+          f"{'× ceiling':>10}{'CPU s/1000':>12}{'peak RSS MB':>13}")
     for name, row in table.items():
         spread = f"{row['events_per_s_min']:,.0f}–{row['events_per_s_max']:,.0f}"
+        cpu, rss = row["cpu_s_per_1000_median"], row["peak_rss_mb_max"]
         print(f"{name:<9}{row['events_per_run']:>11,}{row['events_per_s_median']:>17,.0f}{spread:>22}"
-              f"{row['ratio_to_floor']:>9.3f}{row['cpu_s_per_1000_median']:>12.3f}{row['peak_rss_mb_max']:>13.0f}")
+              f"{row['ratio_to_floor']:>9.3f}{row['ratio_to_ceiling']:>10.3f}"
+              f"{'-' if cpu is None else f'{cpu:.3f}':>12}{'-' if rss is None else f'{rss:.0f}':>13}")
     for goal, met in goals.items():
         print(f"goal: {goal}: {'met' if met else 'NOT met'}")
     meta = _kit.run_meta(started_at, load_at_start, bootstrap, {}, events=args.events, repeats=args.repeats,
                          value_bytes=VALUE_BYTES)
-    _kit.write_results("replay", {"meta": meta, "scenarios": table, "goals": goals, "runs": runs})
+    _kit.write_results("replay", {"meta": meta, "scenarios": table, "goals": goals, "runs": runs, "profile": profile})
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import _kit
 
-SCRIPTS = ("router", "gemeente-consume", "replay")  # each one's <stem>-<date>.json
+SCRIPTS = ("router", "growth", "gemeente-consume", "replay")  # each one's <stem>-<date>.json
 
 
 def latest() -> dict[str, dict]:
@@ -37,6 +37,11 @@ def rows(results: dict[str, dict]) -> list[dict]:
                         "x_floor": row.get("ratio_to_floor", row.get("ratio_to_raw")),
                         "x_ceiling": row.get("ratio_to_ceiling"),
                         "cpu_s_per_1000": row.get("cpu_s_per_1000_median"), "rss_mb": row.get("peak_rss_mb_max")})
+        for mark in result.get("marks") or ():  # growth: one router run, its rate at each mark
+            out.append({"bench": stem, "scenario": f"router at {mark['mark']:,}", "events_per_s": mark["events_per_s"],
+                        "min": None, "max": None, "x_floor": mark["ratio_to_floor"],
+                        "x_ceiling": mark["ratio_to_ceiling"], "cpu_s_per_1000": mark["cpu_s_per_1000"],
+                        "rss_mb": result.get("peak_rss_mb")})
     return out
 
 

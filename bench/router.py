@@ -51,6 +51,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -496,6 +498,18 @@ class Bench:
         return result
 
 
+@contextmanager
+def prepared_bench(args: argparse.Namespace, name: str) -> Iterator[Bench]:
+    """A broker of its own (or the external one, reset), a work dir, the events, keys and topics."""
+    with (_kit.bench_broker(name=name,
+                            wipes="the router's topics (uht.*, status, ops, table changelogs) and its consumer group",
+                            reset_allowed=args.reset_topics_on_external_broker) as bootstrap,
+          _kit.work_dir(keep=args.keep_workdir, what="worker logs and key stores") as workdir):
+        bench = Bench(args, bootstrap, workdir)
+        bench.prepare()
+        yield bench
+
+
 # -- report -------------------------------------------------------------------------------------------
 def summarise(runs: list[Run], latency: dict | None, args: argparse.Namespace, meta: dict,
               ceiling: dict | None = None) -> dict:
@@ -613,12 +627,8 @@ def main() -> None:
         return
 
     started_at, load_at_start = time.monotonic(), os.getloadavg()
-    with (_kit.bench_broker(name="router",
-                            wipes="the router's topics (uht.*, status, ops, table changelogs) and its consumer group",
-                            reset_allowed=args.reset_topics_on_external_broker) as bootstrap,
-          _kit.work_dir(keep=args.keep_workdir, what="worker logs and key stores") as workdir):
-        bench = Bench(args, bootstrap, workdir)
-        bench.prepare()
+    with prepared_bench(args, "router") as bench:
+        bootstrap = bench.bootstrap
         chosen = set(args.scenarios.split(","))
         n, warm_n = len(bench.events), min(len(bench.events), WARMUP_EVENTS)
         ceiling = bench.ceiling(args.ceiling_repeats) if "ceiling" in chosen and args.ceiling_repeats > 0 else None

@@ -26,7 +26,7 @@ from herstelbus.errors import HerstelbusError
 from herstelbus.ops.common import WACHT_S, nu
 
 STIL_S = 60.0  # no record for this long while the range is not read: the broker is not serving it
-BEVESTIG_PER = 500  # records sent before waiting for the broker's acks (bounds what a failure leaves open)
+BEVESTIG_PER = 5000  # records sent before waiting for the broker's acks (bounds what a failure leaves open)
 
 
 class ReplayFout(HerstelbusError):
