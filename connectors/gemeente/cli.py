@@ -39,12 +39,18 @@ def check_gemeente(gemeentecode: str, what: str = "GEMEENTECODE") -> None:
 @click.option("--purpose", envvar="HERSTELBUS_GEMEENTE_PURPOSE", default="herstel-kot", show_default=True,
               help="Processing activity recorded with every key release (AVG art. 30 register id or URI).")
 @click.option("--group-id", help="Consumer group; default herstelbus-gemeente-GEMEENTECODE.")
+@click.option("--vergeet-interval", "vergeet_interval", type=click.FloatRange(min=0), default=60.0,
+              show_default=True,
+              help="Seconds between fetching forget notices (erased subjects) from the key store; they are "
+                   "applied to the sink and then confirmed. Also at start and, with --once, before the end.")
 def consume(gemeentecode: str, key_dir: Path, sink_spec: str, ack: bool, once: bool, keystore_url: str | None,
-            verify_key: Path | None, purpose: str, group_id: str | None) -> None:
-    """Read GEMEENTECODE's events, open them, store them in the sink, commit, and (--ack) acknowledge."""
+            verify_key: Path | None, purpose: str, group_id: str | None, vergeet_interval: float) -> None:
+    """Read GEMEENTECODE's events, open them, store them in the sink, commit, and (--ack) acknowledge.
+    Apply the key store's forget notices to the sink and confirm them."""
     import logging
     import os
 
+    from herstelbus.errors import HerstelbusError
     from herstelbus.logs import configure_logging
     from herstelbus.settings import get_settings
 
@@ -66,12 +72,15 @@ def consume(gemeentecode: str, key_dir: Path, sink_spec: str, ack: bool, once: b
                                        # running: wait for a key store that is away (a deploy);
                                        # --once: give up after two minutes, with one clear line
                                        keystore_retry_s=ONCE_KEYSTORE_WAIT_S if once else None) as consumer:
-            samenvatting = run(consumer, sink, bevestiger, once=once)
+            samenvatting = run(consumer, sink, bevestiger, once=once, vergeetbron=consumer.sleutelbron,
+                               vergeet_interval_s=vergeet_interval)
     finally:
         sink.close()
         if bevestiger is not None:
             bevestiger.close()
     click.echo(samenvatting.regel())
+    if once and samenvatting.vergeet_fout:  # events are committed; the notices stay pending for the next run
+        raise HerstelbusError("forget notices not applied or not confirmed (see the log); they come again next run")
 
 
 @click.command()

@@ -7,13 +7,19 @@ already in the file are read at start. Durable: every ``schrijf`` is one append 
 fsynced, so its offset was never committed) is cut off at start and arrives again. Sequence state
 (the last volgnummer per dossier) is rebuilt at start from each line's ``gemeentecode`` and
 ``data.dossiernummer``; nothing beyond the lines is stored.
+
+Forget notices (``vergeet``): the erased subjects' lines are removed by rewriting the file without
+them into ``.<GMxxxx>.jsonl.vergeet.tmp`` beside it (fsynced), then ``os.replace`` (atomic) and a
+directory fsync. The old file's blocks are freed, not overwritten: wipe the disk as your own
+retention policy says.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +55,8 @@ class JsonlSink:
         self.gezien: set[str] = set()
         self.volgorde = Volgorde()
         self._lees_bestaand()
+        with contextlib.suppress(OSError):  # left by a crash during vergeet: the file itself is whole
+            self._tmp_path().unlink(missing_ok=True)
 
     def _lees_bestaand(self) -> None:
         self._fh.seek(0)
@@ -97,6 +105,49 @@ class JsonlSink:
         gaten = [gat for event_id, subject, sequence, reeks in volg
                  if (gat := self.volgorde.pas_toe(event_id, subject, sequence, reeks=reeks)) is not None]
         return Schrijfverslag(tuple(nieuw), tuple(dubbel), tuple(gaten))
+
+    def vergeet(self, subjects: Sequence[str], *, audit_ids: Mapping[str, str] | None = None) -> int:
+        """Remove every line of these subjects: the kept lines go to a temporary file beside this
+        one (fsynced), which then replaces it atomically (``os.replace``, directory fsynced). A
+        crash before the replace leaves the old file whole; after it, the new one. Nothing of
+        theirs: no rewrite, 0. Returns the number of lines removed."""
+        weg = set(subjects)
+        if not weg:
+            return 0
+        tmp = self._tmp_path()
+        verwijderd: list[str] = []
+        try:
+            self._fh.flush()
+            self._fh.seek(0)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, os.stat(self.path).st_mode & 0o777)
+            with open(fd, "wb") as out:
+                for line in self._fh:  # whole lines only: checked at start, appended whole since
+                    obj = json.loads(line)
+                    if obj["subject"] in weg:
+                        verwijderd.append(obj["event_id"])
+                    else:
+                        out.write(line)
+                out.flush()
+                os.fsync(out.fileno())
+            if not verwijderd:
+                tmp.unlink()
+                return 0
+            os.replace(tmp, self.path)
+            _fsync_dir(self.path.parent)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            tmp.unlink(missing_ok=True)
+            raise SinkFout(f"jsonl sink {self.path}: forget notices not applied "
+                           f"({getattr(exc, 'strerror', None) or type(exc).__name__})") from None
+        try:  # the old handle points at the replaced file: appends must go to the new one
+            self._fh.close()
+            self._fh = open(self.path, "a+b")
+        except OSError as exc:
+            raise SinkFout(f"jsonl sink {self.path}: {exc.strerror or type(exc).__name__}") from None
+        self.gezien.difference_update(verwijderd)  # as after a restart: the file is the truth
+        return len(verwijderd)
+
+    def _tmp_path(self) -> Path:
+        return self.path.with_name(f".{self.path.name}.vergeet.tmp")
 
     def close(self) -> None:
         self._fh.close()

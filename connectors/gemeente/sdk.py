@@ -144,14 +144,18 @@ class GemeenteConsumer:
         offsets = {tp: msgs[-1].offset + 1 for tp, msgs in polled.items() if msgs}
         return Batch(orden(self.opener.open_batch(messages)) if messages else [], offsets)
 
-    def batches(self, *, until_caught_up: bool = False, idle_timeout_s: float | None = None) -> Iterator[Batch]:
+    def batches(self, *, until_caught_up: bool = False, idle_timeout_s: float | None = None,
+                ook_leeg: bool = False) -> Iterator[Batch]:
         """Batches as they come. ``until_caught_up``: stop once every assigned partition reached the
-        end offset it had when the assignment was first known (``--once``)."""
+        end offset it had when the assignment was first known (``--once``). ``ook_leeg``: also yield
+        the empty batch of a poll that brought nothing (about once a second), so the caller can do
+        periodic work (forget notices) while the topic is quiet."""
         idle_since = time.monotonic()
         while True:
             batch = self.poll()
             if batch.resultaten:
                 idle_since = time.monotonic()
+            if batch.resultaten or ook_leeg:
                 yield batch
             if until_caught_up and self.caught_up():
                 return

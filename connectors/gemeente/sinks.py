@@ -1,12 +1,14 @@
 """Where opened events go. A sink is idempotent by ``event_id`` and durable when ``schrijf``
-returns: only then may the caller commit the offsets (and acknowledge ONTVANGEN).
+returns: only then may the caller commit the offsets (and acknowledge ONTVANGEN). ``vergeet``
+applies the key store's forget notices (vergeetverzoeken): the erased subjects' events leave the
+sink (jsonl, sql) or a notice goes to the receiver (webhook); only then is the notice confirmed.
 
 ``jsonl:DIR`` (``jsonl``), ``webhook:URL`` (``webhook``) and ``sql:URL`` (``sqlsink``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -32,6 +34,15 @@ class Schrijfverslag:
 
 class Sink(Protocol):
     def schrijf(self, events: Sequence[Geopend]) -> Schrijfverslag: ...
+
+    def vergeet(self, subjects: Sequence[str], *, audit_ids: Mapping[str, str] | None = None) -> int:
+        """Apply forget notices: remove (or pass on) everything held about these subjects
+        (pseudonyms) at this gemeente. Returns how many lines/rows were removed or notices sent;
+        0 for a subject it holds nothing of (still applied). Done for all when it returns, or
+        ``SinkFout`` and the caller confirms none (the notices come again). ``audit_ids``: the
+        erasure's audit id per subject, for a sink that passes the notice on."""
+        ...
+
     def close(self) -> None: ...
 
 

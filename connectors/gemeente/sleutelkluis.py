@@ -6,6 +6,9 @@ Failures are ``SleutelkluisFout`` with the HTTP status or a fixed cause, never t
 or reset, timeout, 429, 502/503/504: a restart, a deploy, its database down) is waited for with
 backoff, for ever by default, as the router waits: a long-running consumer must ride out a key store
 deploy. ``retry_for_s`` bounds the wait (``gemeente consume --once``).
+
+Besides keys and announcements: the gemeente's forget notices (``vergeetverzoeken``) and their
+confirmation, on the same connection, retries and errors.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import json
 import secrets
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from herstelbus.core.privacy import KeyRef, KeyRowState, WrappedKey
+from herstelbus.core.privacy import KeyRef, KeyRowState, WrappedKey, is_pseudonym
 from herstelbus.errors import HerstelbusError
 from herstelbus.logs import get_logger
 
@@ -33,6 +37,17 @@ log = get_logger("herstelbus.gemeente")
 
 class SleutelkluisFout(HerstelbusError):
     """The key store did not answer as the API says: the batch is not opened and not committed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Vergeetverzoek:
+    """A forget notice: ``subject`` (a pseudonym) was erased at the exchange (``gewist_op``, ISO
+    8601 UTC; ``audit_id`` names the erasure's audit record). Delete what you hold about it, then
+    confirm. No personal data."""
+
+    subject: str
+    audit_id: str
+    gewist_op: str
 
 
 class Sleutelkluis:
@@ -132,10 +147,35 @@ class Sleutelkluis:
                     out.append(KeyRowState.ERASED if k["state"] == "erased" else KeyRowState.MISSING)
         return out
 
+    def vergeetverzoeken(self) -> list[Vergeetverzoek]:
+        """This gemeente's pending forget notices (at most ``MAX_REFS`` per call, oldest first)."""
+        answer = self._call("GET", f"/v1/gemeenten/{self.gemeentecode}/vergeetverzoeken")
+        try:
+            verzoeken = [Vergeetverzoek(v["subject"], v["audit_id"], v["gewist_op"])
+                         for v in answer["vergeetverzoeken"]]
+        except (KeyError, TypeError):
+            raise SleutelkluisFout("key store answered a malformed vergeetverzoeken list") from None
+        if not all(is_pseudonym(v.subject) and isinstance(v.audit_id, str) for v in verzoeken):
+            raise SleutelkluisFout("key store answered a forget notice without a pseudonym")  # no value echoed
+        return verzoeken
+
+    def bevestig_vergeten(self, subjects: Sequence[str]) -> int:
+        """Confirm the forget notices of ``subjects`` (applied by the sink); how many the key store
+        confirmed now (0 for those confirmed before: repeating is harmless)."""
+        wanted = sorted(set(subjects))
+        bevestigd = 0
+        for start in range(0, len(wanted), MAX_REFS):
+            answer = self._call("POST", f"/v1/gemeenten/{self.gemeentecode}/vergeetverzoeken/bevestiging",
+                                {"subjects": wanted[start:start + MAX_REFS]})
+            if not isinstance(answer, dict) or not isinstance(answer.get("bevestigd"), int):
+                raise SleutelkluisFout("key store answered a malformed confirmation")
+            bevestigd += answer["bevestigd"]
+        return bevestigd
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
 
-__all__ = ["DEFAULT_PURPOSE", "MAX_REFS", "Sleutelkluis", "SleutelkluisFout"]
+__all__ = ["DEFAULT_PURPOSE", "MAX_REFS", "Sleutelkluis", "SleutelkluisFout", "Vergeetverzoek"]

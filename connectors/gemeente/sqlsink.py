@@ -15,6 +15,10 @@ personal as the dossiernummer in ``data`` beside it (guessable numbers reverse i
 so that no plaintext dossiernummer needs a column of its own, and it never leaves this table (a
 ``Gat`` names event id and pseudonym only). Do not export or share it as if it were a pseudonym.
 
+Forget notices (``vergeet``): one transaction deletes this gemeente's rows of the erased subjects
+(``DELETE ... WHERE gemeentecode = ... AND subject IN (...)``); other gemeenten' rows in a shared
+database are not touched. Reclaiming the freed pages (VACUUM) is the database owner's routine.
+
 Tables made before ``reeks`` existed (per-subject sequence state) are refused at start with a
 clear ``SinkFout``. Migrate such a table once, offline (``data`` holds the dossiernummer)::
 
@@ -28,13 +32,13 @@ topic still retains arrives again).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger, Column, DateTime, MetaData, String, Table, Text, create_engine, event, func, inspect, select,
+    BigInteger, Column, DateTime, MetaData, String, Table, Text, create_engine, delete, event, func, inspect, select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
@@ -60,6 +64,7 @@ herstel_events = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
 _INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+_CHUNK = 500  # subjects per IN (...) list
 
 
 def _sqlite_durable(dbapi_conn: Any, _record: Any) -> None:
@@ -149,6 +154,21 @@ class SqlSink:
             else:
                 dubbel.append(e.event_id)
         return Schrijfverslag(tuple(nieuw), tuple(dubbel), tuple(gaten))
+
+    def vergeet(self, subjects: Sequence[str], *, audit_ids: Mapping[str, str] | None = None) -> int:
+        """Delete this gemeente's rows of these subjects, in one transaction (all or none). Returns
+        the number of rows deleted (0: nothing held of them, still applied)."""
+        weg = sorted(set(subjects))
+        if not weg:
+            return 0
+        t = herstel_events
+        try:
+            with self.engine.begin() as conn:
+                return sum(conn.execute(delete(t).where(t.c.gemeentecode == self.gemeentecode,
+                                                        t.c.subject.in_(weg[i:i + _CHUNK]))).rowcount
+                           for i in range(0, len(weg), _CHUNK))
+        except SQLAlchemyError as exc:  # rolled back: nothing deleted, nothing may be confirmed
+            raise SinkFout(f"sql sink {self.where}: forget notices not applied ({type(exc).__name__})") from None
 
     def close(self) -> None:
         self.engine.dispose()

@@ -21,6 +21,15 @@ errors, timeouts and 5xx are retried with exponential backoff and full jitter, 4
 ``Retry-After``, all within ``max_wait`` seconds per event; then, and on 410 Gone (the subscriber is
 gone) or any other status, ``SinkFout`` is raised and the consumer commits nothing of the batch.
 Errors and logs name the event id and the HTTP status only, never the body.
+
+Forget notices (``vergeet``): when the exchange erased a subject this gemeente received, one POST
+per subject to the same URL, signed and authorised as above and retried the same way, but plain
+JSON (``Content-Type: application/json``, ``Idempotency-Key: vergeetverzoek:<subject>``)::
+
+    {"type": "vergeetverzoek", "subject": <pseudonym>, "audit_id": <the erasure's audit id>}
+
+The receiver deletes what it holds of that subject and answers 2xx; only then is the notice
+confirmed to the key store. Until then it comes again (dedupe by the key).
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -56,6 +65,7 @@ TIMESTAMP_HEADER = "X-Herstelbus-Timestamp"
 TOKEN_ENV, SECRET_ENV = "HERSTELBUS_WEBHOOK_TOKEN", "HERSTELBUS_WEBHOOK_SECRET"
 MIN_SECRET_BYTES = 32
 REPLAY_WINDOW_S = 300
+VERGEET_TYPE, VERGEET_CONTENT_TYPE = "vergeetverzoek", "application/json"
 
 
 def _mac(secret: bytes, timestamp: str, body: bytes) -> hmac.HMAC:
@@ -107,6 +117,11 @@ def cloudevent(event: Geopend, source: str) -> dict[str, Any]:
     }
 
 
+def vergeetverzoek(subject: str, audit_id: str | None) -> dict[str, Any]:
+    """The body of a forget notice: ``subject`` (a pseudonym) was erased; delete what you hold of it."""
+    return {"type": VERGEET_TYPE, "subject": subject, "audit_id": audit_id}
+
+
 class WebhookSink:
     def __init__(self, url: str, gemeentecode: str, *, secret: str | None = None, token: str | None = None,
                  oin: str | None = None, max_wait_s: float = 300.0, timeout_s: float = 10.0,
@@ -135,30 +150,48 @@ class WebhookSink:
     def schrijf(self, events: Sequence[Geopend]) -> Schrijfverslag:
         gaten = []
         for event in events:  # in order: the SDK has put each dossier's events in sequence
-            self._deliver(event)
+            body = json.dumps(cloudevent(event, self.source), ensure_ascii=False, separators=(",", ":")).encode()
+            self._deliver(event.event_id, body)
             gat = self.volgorde.volg(event)
             if gat is not None:
                 gaten.append(gat)
         # Without state the sink cannot tell new from redelivered: the receiver dedupes by id.
         return Schrijfverslag(tuple(e.event_id for e in events), (), tuple(gaten))
 
-    def _deliver(self, event: Geopend) -> None:
-        body = json.dumps(cloudevent(event, self.source), ensure_ascii=False, separators=(",", ":")).encode()
+    def vergeet(self, subjects: Sequence[str], *, audit_ids: Mapping[str, str] | None = None) -> int:
+        """Pass forget notices on: one signed POST per subject, ``vergeetverzoek(...)`` as plain JSON
+        (``Content-Type: application/json``, ``Idempotency-Key: vergeetverzoek:<subject>``), with
+        the events' token, signature and retries. Only a 2xx counts; the first notice that is not
+        delivered raises ``SinkFout`` and none is confirmed (all come again: the receiver dedupes
+        by the key). Returns the number of notices delivered."""
+        done = 0
+        for subject in dict.fromkeys(subjects):
+            body = json.dumps(vergeetverzoek(subject, (audit_ids or {}).get(subject)), separators=(",", ":")).encode()
+            self._deliver(f"{VERGEET_TYPE}:{subject}", body, VERGEET_CONTENT_TYPE, f"forget notice for {subject}")
+            done += 1
+        return done
+
+    def _deliver(self, key: str, body: bytes, content_type: str = CONTENT_TYPE, what: str | None = None) -> None:
+        """POST ``body`` with ``Idempotency-Key: key`` until a 2xx or ``max_wait`` passed; ``what``
+        names it in errors (ids only; default: the event ``key``)."""
+        what = what or f"event {key}"
+        extra = () if content_type == CONTENT_TYPE else (content_type, what)  # an event: _post(event_id, body)
         started, attempt = self._clock(), 0
         while True:
             try:
-                return self._post(event.event_id, body)
+                return self._post(key, body, *extra)
             except _Retry as retry:
                 wait = retry.wait_s if retry.wait_s is not None else self.backoff.delay(attempt)
                 attempt += 1
                 if self._clock() - started + wait > self.max_wait_s:
-                    raise SinkFout(f"webhook sink {self.where}: event {event.event_id} not delivered after "
+                    raise SinkFout(f"webhook sink {self.where}: {what} not delivered after "
                                    f"{attempt} attempts within {self.max_wait_s:g}s (last: {retry.why})") from None
                 self._sleep(wait)
 
-    def _post(self, event_id: str, body: bytes) -> None:
+    def _post(self, key: str, body: bytes, content_type: str = CONTENT_TYPE, what: str | None = None) -> None:
+        what = what or f"event {key}"
         timestamp = str(int(time.time()))
-        headers = {"Content-Type": CONTENT_TYPE, "Idempotency-Key": event_id, TIMESTAMP_HEADER: timestamp,
+        headers = {"Content-Type": content_type, "Idempotency-Key": key, TIMESTAMP_HEADER: timestamp,
                    SIGNATURE_HEADER: signature(self._secret, timestamp, body)}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
@@ -180,13 +213,13 @@ class WebhookSink:
         if status >= 500:
             raise _Retry(f"HTTP {status}")
         if status == 410:
-            raise SinkFout(f"webhook sink {self.where}: HTTP 410 Gone for event {event_id}: the subscriber is "
+            raise SinkFout(f"webhook sink {self.where}: HTTP 410 Gone for {what}: the subscriber is "
                            "gone; nothing committed, fix the subscription or the --sink URL")
-        raise SinkFout(f"webhook sink {self.where}: HTTP {status} for event {event_id}; nothing committed")
+        raise SinkFout(f"webhook sink {self.where}: HTTP {status} for {what}; nothing committed")
 
     def close(self) -> None:
         pass
 
 
-__all__ = ["Backoff", "CONTENT_TYPE", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "WebhookSink", "cloudevent",
-           "parse_retry_after", "signature", "verify_signature"]
+__all__ = ["Backoff", "CONTENT_TYPE", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "VERGEET_CONTENT_TYPE", "VERGEET_TYPE",
+           "WebhookSink", "cloudevent", "parse_retry_after", "signature", "verify_signature", "vergeetverzoek"]

@@ -1,8 +1,10 @@
 """The gemeente HTTP API of the key store (aiohttp), documented in ``openapi.yaml`` beside this file.
 
 Thin: parse, ask :mod:`.policy`, call :class:`.store.GemeenteAccess` in a worker thread, answer
-JSON. There is no route that writes keys and none that serves a wrapped key to anyone but the
-gemeente it was wrapped for: the exchange writes through :class:`.store.ExchangeWriter`.
+JSON. Besides keys and announcements a gemeente pulls its forget notices here (``vergeetverzoeken``)
+and confirms the ones it applied. There is no route that writes keys and none that serves a
+wrapped key to anyone but the gemeente it was wrapped for: the exchange writes through
+:class:`.store.ExchangeWriter`.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import asyncio
 import base64
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from herstelbus.core.privacy import is_pseudonym
 from herstelbus.logs import get_logger
 
 from . import policy
@@ -57,7 +60,7 @@ async def _gemeente(request: web.Request) -> str:
                        **{"WWW-Authenticate": 'Bearer realm="herstelbus-sleutelkluis"'})
     if access is policy.Access.FORBIDDEN:
         log.warning("keystore_forbidden", caller=caller, gemeentecode=gemeentecode, path=request.path)
-        raise _refusal(web.HTTPForbidden, "forbidden", "a gemeente reads only its own keys")
+        raise _refusal(web.HTTPForbidden, "forbidden", "a gemeente reads only its own keys and notices")
     return gemeentecode
 
 
@@ -66,12 +69,16 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
 
 
-async def release_keys(request: web.Request) -> web.Response:
-    gemeentecode = await _gemeente(request)
+async def _json(request: web.Request) -> Any:
     try:
-        body: Any = await request.json()
+        return await request.json()
     except ValueError:
         raise InvalidRequest("body: JSON expected") from None
+
+
+async def release_keys(request: web.Request) -> web.Response:
+    gemeentecode = await _gemeente(request)
+    body = await _json(request)
     if not isinstance(body, dict) or set(body) - {"purpose", "refs"}:
         raise InvalidRequest("body: an object with purpose and refs is expected")
     purpose = policy.check_purpose(body.get("purpose"))
@@ -116,10 +123,47 @@ async def key_epochs(request: web.Request) -> web.Response:
     ]})
 
 
+async def forget_notices(request: web.Request) -> web.Response:
+    """The gemeente's pending forget notices (AVG art. 19): subjects erased after it received them."""
+    gemeentecode = await _gemeente(request)
+    notices = await asyncio.to_thread(request.app[ACCESS].forget_notices, gemeentecode)
+    log.info("forget_notices_served", gemeentecode=gemeentecode, pending=len(notices))
+    return web.json_response({"vergeetverzoeken": [
+        {"subject": n.subject, "audit_id": n.audit_id, "gewist_op": n.created_at.astimezone(timezone.utc).isoformat()}
+        for n in notices
+    ]})
+
+
+def _parse_subjects(body: Any) -> list[str]:
+    """``{"subjects": [pseudonym, ...]}``: 1 to ``policy.MAX_BATCH`` pseudonyms (no value is echoed)."""
+    if not isinstance(body, dict) or set(body) != {"subjects"}:
+        raise InvalidRequest("body: an object with only subjects is expected")
+    items = body["subjects"]
+    if not isinstance(items, list) or not items:
+        raise InvalidRequest("subjects: a non-empty list is required")
+    if len(items) > policy.MAX_BATCH:
+        raise InvalidRequest(f"subjects: at most {policy.MAX_BATCH} per request")
+    for i, subject in enumerate(items):
+        if not is_pseudonym(subject):
+            raise InvalidRequest(f"subjects[{i}]: not a pseudonym")
+    return items
+
+
+async def confirm_forget_notices(request: web.Request) -> web.Response:
+    """The gemeente applied these forget notices; only its own pending ones are confirmed."""
+    gemeentecode = await _gemeente(request)
+    subjects = _parse_subjects(await _json(request))
+    confirmed = await asyncio.to_thread(request.app[ACCESS].confirm_forget_notices, gemeentecode, subjects)
+    log.info("forget_notices_confirmed", gemeentecode=gemeentecode, requested=len(set(subjects)), confirmed=confirmed)
+    return web.json_response({"bevestigd": confirmed})
+
+
 def create_app(access: GemeenteAccess) -> web.Application:
     app = web.Application(middlewares=[_errors])
     app[ACCESS] = access
     app.router.add_get("/v1/health", health)
     app.router.add_post("/v1/gemeenten/{gemeentecode}/keys", release_keys)
     app.router.add_get("/v1/gemeenten/{gemeentecode}/key-epochs", key_epochs)
+    app.router.add_get("/v1/gemeenten/{gemeentecode}/vergeetverzoeken", forget_notices)
+    app.router.add_post("/v1/gemeenten/{gemeentecode}/vergeetverzoeken/bevestiging", confirm_forget_notices)
     return app

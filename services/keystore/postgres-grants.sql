@@ -12,7 +12,11 @@ GRANT SELECT (subject) ON erased_subjects TO herstelbus_router;
 GRANT SELECT ON gemeente_keys TO herstelbus_router;
 
 -- The gemeente API reads keys and announcements and appends to the release log; it writes no key.
+-- Forget notices: it serves a gemeente's pending ones and records its confirmation (sent_at only),
+-- with one appended audit record per confirmed notice; it can neither add nor delete a notice.
 GRANT SELECT ON wrapped_keys, key_epochs, erased_subjects TO herstelbus_api;
 GRANT SELECT (token_sha256, gemeentecode, revoked_at) ON api_tokens TO herstelbus_api;
 GRANT INSERT ON release_log TO herstelbus_api;
 GRANT USAGE ON SEQUENCE release_log_id_seq TO herstelbus_api;
+GRANT SELECT, UPDATE (sent_at) ON forget_notices TO herstelbus_api;
+GRANT INSERT ON audit_log TO herstelbus_api;

@@ -271,7 +271,8 @@ def _gemeente_keys(store: KeyStore, gemeentecode: str | None) -> list[GemeenteKe
 
 
 class GemeenteAccess:
-    """What the gemeente API may do: authenticate, release a gemeente's own keys, serve epochs."""
+    """What the gemeente API may do: authenticate, release a gemeente's own keys, serve epochs,
+    hand a gemeente its own forget notices and record its confirmation."""
 
     def __init__(self, store: KeyStore) -> None:
         self._store = store
@@ -330,6 +331,41 @@ class GemeenteAccess:
             q = q.where(c.not_after > since)
         blobs = self._store.run(lambda conn: conn.execute(q).scalars().all())
         return [KeyEpoch.from_bytes(bytes(b)) for b in blobs]
+
+    def forget_notices(self, gemeentecode: str, limit: int = policy.MAX_BATCH) -> list[ForgetNotice]:
+        """The forget notices ``gemeentecode`` (only) has not confirmed yet, oldest first, at most
+        ``limit`` (the gemeente asks again once it confirmed these)."""
+        f = t.forget_notices.c
+        q = (select(f.subject, f.gemeentecode, f.audit_id, f.created_at)
+             .where(f.gemeentecode == gemeentecode, f.sent_at.is_(None))
+             .order_by(f.created_at, f.subject).limit(limit))
+        return [ForgetNotice(*r) for r in self._store.run(lambda conn: conn.execute(q).all())]
+
+    def confirm_forget_notices(self, gemeentecode: str, subjects: Collection[str]) -> int:
+        """``gemeentecode`` applied the forget notices of ``subjects``: set ``sent_at`` on its own
+        pending rows of those subjects and write one audit record per confirmed notice, in one
+        transaction. Subjects without a pending notice for this gemeente (never owed, another
+        gemeente's, already confirmed) are ignored, so repeating it is a no-op. How many confirmed."""
+        wanted = sorted(set(subjects))
+        if not wanted:
+            return 0
+        f = t.forget_notices.c
+
+        def tx(conn: Connection) -> int:
+            now, confirmed = self._store.clock(), []
+            for chunk in _chunks(wanted):
+                # RETURNING: only the rows this statement changed (a racing confirmation of the same
+                # notice changes none here), so each notice gets exactly one audit record.
+                stmt = (update(t.forget_notices)
+                        .where(f.gemeentecode == gemeentecode, f.sent_at.is_(None), f.subject.in_(chunk))
+                        .values(sent_at=now).returning(f.subject, f.audit_id))
+                confirmed += conn.execute(stmt).all()
+            for subject, erasure_audit_id in sorted(confirmed):
+                self._store._audit(conn, "forget_notice_confirmed", f"gemeente:{gemeentecode}", subject=subject,
+                                   gemeentecode=gemeentecode, detail={"erasure_audit_id": erasure_audit_id})
+            return len(confirmed)
+
+        return self._store.run(tx)
 
 
 # ---- ops ----------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """The key store as it runs: `herstelbus keys serve` in its own process on a free 127.0.0.1 port,
-called over real HTTP with aiohttp's client; data written by the router's repository view and
-erased with `herstelbus erase`, all on one SQLite file. No Kafka needed."""
+called over real HTTP with aiohttp's client (and the gemeente connector's own client for the forget
+notices); data written by the router's repository view and erased with `herstelbus erase`, all on
+one SQLite file. No Kafka needed."""
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -14,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from herstelbus.connectors.gemeente.sleutelkluis import Sleutelkluis, SleutelkluisFout
+from herstelbus.core.bsn import is_valid_bsn
 from herstelbus.core.privacy import KeyRef, OpeningKeyring, WrappedKey
 from herstelbus.keystore.store import ExchangeWriter, KeyAdmin, KeyStore
 from tests.integration.keystore_server import call, running_keystore
@@ -187,3 +191,78 @@ def test_erase_via_cli_then_fetch_answers_erased_while_others_are_still_released
     assert_no_personal_data(server.db_url, log, erased.stdout, erased.stderr)
     assert all(token not in log for token in server.tokens.values())
     assert all(v not in str(KeyAdmin(server.store).audit_records()) for v in PERSONAL_VALUES)
+
+
+def _erased_fresh(server: Server, *gemeenten: str) -> str:
+    """A subject no other test uses, routed to ``gemeenten`` and erased: its forget notices are pending."""
+    used = {n.subject for n in KeyAdmin(server.store).pending_forget_notices()}
+    bsn = next(b for b in (str(n) for n in range(999_970_000, 999_999_999))
+               if is_valid_bsn(b) and server.world.subject(b) not in used
+               and not KeyAdmin(server.store).erasure_preview(server.world.subject(b)).erased_at)
+    subject = server.world.subject(bsn)
+    ExchangeWriter(server.store).put_wrapped_keys([server.world.row(gm, subject) for gm in gemeenten])
+    assert KeyAdmin(server.store).erase(subject, "test").forget_notices == tuple(sorted(gemeenten))
+    return subject
+
+
+def test_forget_notices_are_served_to_their_gemeente_and_confirmed_once(server: Server) -> None:
+    both, only_a = _erased_fresh(server, GM_A, GM_B), _erased_fresh(server, GM_A)
+    url = f"{server.base}/v1/gemeenten/{GM_A}/vergeetverzoeken"
+    status, _, answer = call("GET", url, server.tokens[GM_A])
+    assert status == 200, answer
+    mine = {v["subject"]: v for v in answer["vergeetverzoeken"]}
+    assert {both, only_a} <= set(mine)
+    for v in answer["vergeetverzoeken"]:
+        assert set(v) == {"subject", "audit_id", "gewist_op"}
+        assert dt.datetime.fromisoformat(v["gewist_op"]).utcoffset() == dt.timedelta(0)
+    assert mine[both]["audit_id"] == next(a.audit_id for a in KeyAdmin(server.store).audit_records(both)
+                                          if a.action == "subject_erased")
+
+    # The auth rule of the other endpoints: no token 401, another gemeente's token 403.
+    confirm = f"{url}/bevestiging"
+    for method, target in (("GET", url), ("POST", confirm)):
+        assert call(method, target, None, json={"subjects": [both]})[0] == 401
+        status, _, refused = call(method, target, server.tokens[GM_B], json={"subjects": [both]})
+        assert (status, refused["error"]) == (403, "forbidden")
+    assert {both, only_a} <= {v["subject"] for v in call("GET", url, server.tokens[GM_A])[2]["vergeetverzoeken"]}
+
+    assert call("POST", confirm, server.tokens[GM_A], json={"subjects": [both, only_a]})[::2] == (200, {"bevestigd": 2})
+    assert call("POST", confirm, server.tokens[GM_A], json={"subjects": [both, only_a]})[::2] == (200, {"bevestigd": 0})
+    left = {v["subject"] for v in call("GET", url, server.tokens[GM_A])[2]["vergeetverzoeken"]}
+    assert not {both, only_a} & left
+    theirs = call("GET", f"{server.base}/v1/gemeenten/{GM_B}/vergeetverzoeken", server.tokens[GM_B])[2]
+    assert both in {v["subject"] for v in theirs["vergeetverzoeken"]}  # GM0599 still owes its own
+    audited = [a for a in KeyAdmin(server.store).audit_records(both) if a.action == "forget_notice_confirmed"]
+    assert [(a.actor, a.gemeentecode) for a in audited] == [(f"gemeente:{GM_A}", GM_A)]
+    assert "forget_notices_confirmed" in server.log.read_text()
+
+
+def test_a_forget_confirmation_is_validated_like_a_release_and_never_echoes_the_value(server: Server) -> None:
+    subject = server.world.subject(OTHER_BSN)
+    confirm = f"{server.base}/v1/gemeenten/{GM_A}/vergeetverzoeken/bevestiging"
+    token = server.tokens[GM_A]
+    for body in ([subject], {"subjects": []}, {"subjects": subject}, {"subjects": [BSN]},
+                 {"subjects": [subject, 42]}, {"subjects": [subject] * 1001}, {"subjects": [subject], "gemeente": GM_B},
+                 {}):
+        status, _, answer = call("POST", confirm, token, json=body)
+        assert (status, answer["error"]) == (400, "invalid_request"), (body, answer)
+        assert BSN not in str(answer)
+    assert call("POST", confirm, token, data=b"{not json", headers={"Content-Type": "application/json"})[0] == 400
+
+
+def test_the_connectors_client_pulls_and_confirms_its_own_forget_notices(server: Server) -> None:
+    subject = _erased_fresh(server, GM_B)
+    kluis = Sleutelkluis(server.base, server.tokens[GM_B], GM_B, retry_for_s=5)
+    try:
+        pending = kluis.vergeetverzoeken()
+        assert subject in {v.subject for v in pending}
+        assert kluis.bevestig_vergeten([v.subject for v in pending]) == len({v.subject for v in pending})
+        assert kluis.vergeetverzoeken() == [] and kluis.bevestig_vergeten([subject]) == 0
+    finally:
+        kluis.close()
+    wrong = Sleutelkluis(server.base, server.tokens[GM_A], GM_B, retry_for_s=5)
+    try:
+        with pytest.raises(SleutelkluisFout, match="HTTP 403"):
+            wrong.vergeetverzoeken()
+    finally:
+        wrong.close()

@@ -1,6 +1,7 @@
 """The key store on PostgreSQL: the repository tests of tests/unit/keystore/test_store.py again, on
 a throwaway PostgreSQL cluster, plus the least-privilege roles of postgres-grants.sql (the router
-can write keys but not read one; the API can read but not write).
+can write keys but not read one; the API can read but not write keys, and can serve and confirm
+forget notices but neither add nor delete one).
 
 The server: see tests/integration/postgres.py.
 """
@@ -19,7 +20,11 @@ from herstelbus.keystore.errors import KeystoreUnavailable
 from herstelbus.keystore.store import ExchangeWriter, GemeenteAccess, KeyAdmin, KeyStore
 from tests.integration.postgres import admin_sql, db_url, pg_admin_url  # noqa: F401 (fixtures)
 from tests.unit.keystore.conftest import access, admin, store, world, writer  # noqa: F401 (fixtures)
-from tests.unit.keystore.kit import GM_A, World
+from tests.unit.keystore.kit import GM_A, GM_B, World
+from tests.unit.keystore.test_forget_notices import (  # noqa: F401 (collected here again, on PostgreSQL)
+    test_a_gemeente_gets_only_its_own_pending_notices_oldest_first,
+    test_confirming_marks_only_the_gemeentes_own_pending_notices_and_audits_each_once,
+)
 from tests.unit.keystore.test_store import (  # noqa: F401 (collected here again, on PostgreSQL)
     test_announcements_are_stored_once_and_served_per_gemeente,
     test_erasing_a_subject_never_seen_still_blocks_it,
@@ -82,5 +87,35 @@ def test_the_api_role_releases_keys_but_cannot_write_them(world: World, role_url
             ExchangeWriter(api).put_wrapped_keys([world.row(GM_A, row.subject)])
         KeyAdmin(store).erase(row.subject, "test")
         assert access_.release(GM_A, [row.ref], "x", policy.trace_from(None)) == [KeyRowState.ERASED]
+    finally:
+        api.close()
+
+
+def test_the_api_role_serves_and_confirms_forget_notices_but_cannot_add_or_delete_them(
+        world: World, role_urls: dict[str, str], store: KeyStore) -> None:
+    subject = world.subject()
+    ExchangeWriter(store).put_wrapped_keys([world.row(GM_A, subject), world.row(GM_B, subject)])
+    erasure = KeyAdmin(store).erase(subject, "test")
+    api = KeyStore.open(role_urls["herstelbus_api"])
+    try:
+        access_ = GemeenteAccess(api)
+        assert [(n.subject, n.audit_id) for n in access_.forget_notices(GM_A)] == [(subject, erasure.audit_id)]
+        assert access_.confirm_forget_notices(GM_A, [subject]) == 1
+        assert access_.confirm_forget_notices(GM_A, [subject]) == 0
+        assert access_.forget_notices(GM_A) == [] and len(access_.forget_notices(GM_B)) == 1
+        (confirmed,) = [a for a in KeyAdmin(store).audit_records(subject) if a.action == "forget_notice_confirmed"]
+        assert (confirmed.actor, confirmed.gemeentecode) == (f"gemeente:{GM_A}", GM_A)
+        for forbidden in (
+            "DELETE FROM forget_notices",
+            "UPDATE forget_notices SET gemeentecode = 'GM0014'",
+            "UPDATE forget_notices SET sent_at = NULL, audit_id = 'x'",
+            f"INSERT INTO forget_notices (subject, gemeentecode, audit_id, created_at) "
+            f"VALUES ('{subject}', 'GM0014', 'x', now())",
+            "SELECT action FROM audit_log",
+            "DELETE FROM audit_log",
+            "UPDATE audit_log SET actor = 'x'",
+        ):
+            with pytest.raises(KeystoreUnavailable, match="InsufficientPrivilege"):
+                api.run(lambda conn, sql=forbidden: conn.execute(text(sql)))
     finally:
         api.close()

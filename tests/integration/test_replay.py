@@ -187,7 +187,12 @@ def test_sink_that_kept_its_data_adds_nothing_and_lost_data_comes_back(replayed)
     second, ids, world = replayed["second"], replayed["ids"], replayed["world"]
     bewaard = second["bewaard"].stdout
     assert bewaard.startswith(f"{GM}: opened 3 (0 written, 3 already in sink), refused 1 (subject_erased: 1)"), bewaard
-    assert (world.tmp / "bewaard" / f"{GM}.jsonl").read_text() == replayed["files_before"]  # no doubles
+    # no doubles; and the erased person's line is gone: the consume applied the forget notice
+    kept = "".join(line + "\n" for line in replayed["files_before"].splitlines()
+                   if json.loads(line)["event_id"] != ids["b_gewist"])
+    assert kept != replayed["files_before"]
+    assert (world.tmp / "bewaard" / f"{GM}.jsonl").read_text() == kept
+    assert "forget notices 1 (1 removed)" in bewaard
     kwijt = second["kwijt"].stdout
     assert kwijt.startswith(f"{GM}: opened 3 (3 written, 0 already in sink), refused 1 (subject_erased: 1)"), kwijt
     lines = (world.tmp / "kwijt" / f"{GM}.jsonl").read_text().splitlines()
