@@ -22,7 +22,7 @@ from pathlib import Path
 
 from herstelbus.core.gemeenten import gemeenten_on
 from herstelbus.core.privacy import (
-    GemeenteKey, PseudonymSecret, generate_gemeente_key, generate_signing_key, load_signing_key,
+    ExchangeSigningKey, GemeenteKey, PseudonymSecret, generate_gemeente_key, generate_signing_key, load_signing_key,
     private_key_to_pem, public_key_to_pem,
 )
 from herstelbus.devkafka import LocalBroker
@@ -118,8 +118,12 @@ class DevStack:
             ops = generate_gemeente_key()
             _write_private(home / "ops.pem", private_key_to_pem(ops))
             (home / "ops.pub.pem").write_bytes(public_key_to_pem(ops.public_key()))
-        # The exchange's verify key, public: what a gemeente consumer checks key epochs against.
-        (home / "signing.pub.pem").write_bytes(public_key_to_pem(load_signing_key((home / "signing.pem").read_bytes()).public_key()))
+        signing = load_signing_key((home / "signing.pem").read_bytes())
+        if signing.mldsa65 is None:  # a dev home from before the hybrid suite: add ML-DSA-65, keep Ed25519
+            signing = ExchangeSigningKey(signing.ed25519, generate_signing_key().mldsa65)
+            _write_private(home / "signing.pem", private_key_to_pem(signing))
+        # The exchange's verify keys, public: what a gemeente consumer checks key epochs against.
+        (home / "signing.pub.pem").write_bytes(public_key_to_pem(signing.public_key()))
         store = KeyStore.open(self.env()["HERSTELBUS_KEYSTORE_URL"])
         try:
             admin = KeyAdmin(store)

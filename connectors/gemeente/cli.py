@@ -35,7 +35,7 @@ def check_gemeente(gemeentecode: str, what: str = "GEMEENTECODE") -> None:
               help="Key store API base URL [env HERSTELBUS_KEYSTORE_API]. Token: env HERSTELBUS_GEMEENTE_TOKEN.")
 @click.option("--verify-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               envvar="HERSTELBUS_EXCHANGE_VERIFY_KEY_FILE",
-              help="The exchange's Ed25519 public key PEM [env HERSTELBUS_EXCHANGE_VERIFY_KEY_FILE].")
+              help="The exchange's verify keys PEM (Ed25519, and ML-DSA-65 for hybrid epochs) [env HERSTELBUS_EXCHANGE_VERIFY_KEY_FILE].")
 @click.option("--purpose", envvar="HERSTELBUS_GEMEENTE_PURPOSE", default="herstel-kot", show_default=True,
               help="Processing activity recorded with every key release (AVG art. 30 register id or URI).")
 @click.option("--group-id", help="Consumer group; default herstelbus-gemeente-GEMEENTECODE.")

@@ -12,7 +12,7 @@ the batch is delivered again and the (idempotent) sink sees it twice, never zero
 
 Configuration from the environment: ``HERSTELBUS_KEYSTORE_API`` (key store base URL),
 ``HERSTELBUS_GEMEENTE_TOKEN`` (its bearer token), ``HERSTELBUS_EXCHANGE_VERIFY_KEY_FILE`` (the
-exchange's Ed25519 public key PEM; ``herstelbus dev up`` writes ``<data dir>/dev/signing.pub.pem``),
+exchange's verify keys PEM, Ed25519 and ML-DSA-65; ``herstelbus dev up`` writes ``<data dir>/dev/signing.pub.pem``),
 ``HERSTELBUS_BOOTSTRAP_SERVERS``. Private keys: every ``*.pem`` private key in ``key_dir`` (several
 = rotation: records under an older key keep opening); files named for another gemeente are ignored.
 """
@@ -24,10 +24,10 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import x25519
 
 from herstelbus.kafkaclient import security
 from herstelbus.core.privacy import OpeningKeyring, PrivacyError, load_gemeente_private_key, load_verify_key
@@ -50,7 +50,7 @@ class ConfigFout(HerstelbusError):
     """Missing or unreadable configuration: key dir, verify key, key store URL or token."""
 
 
-def load_private_keys(key_dir: Path, gemeentecode: str) -> list[x25519.X25519PrivateKey]:
+def load_private_keys(key_dir: Path, gemeentecode: str) -> list[Any]:
     """Every private key PEM in ``key_dir`` that is not named for another gemeente."""
     keys = []
     for path in sorted(key_dir.glob("*.pem")):
@@ -63,10 +63,23 @@ def load_private_keys(key_dir: Path, gemeentecode: str) -> list[x25519.X25519Pri
         try:
             keys.append(load_gemeente_private_key(data))
         except PrivacyError as exc:
-            raise ConfigFout(f"{path}: not an X25519 private key ({exc.reason})") from None
+            raise ConfigFout(f"{path}: not a gemeente private key, x25519 or mlkem768x25519 ({exc.reason})") from None
     if not keys:
         raise ConfigFout(f"--key-dir {key_dir}: no private key (*.pem) for {gemeentecode}")
     return keys
+
+
+def _classical_until() -> datetime | None:
+    text = os.environ.get("HERSTELBUS_GEMEENTE_CLASSICAL_UNTIL")
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ConfigFout("HERSTELBUS_GEMEENTE_CLASSICAL_UNTIL: an ISO 8601 time with offset, e.g. 2027-01-01T00:00:00+00:00")
+    return moment
 
 
 def load_verify_key_file(path: Path) -> Any:
@@ -75,7 +88,7 @@ def load_verify_key_file(path: Path) -> Any:
     except OSError as exc:
         raise ConfigFout(f"exchange verify key {path}: {exc.strerror or type(exc).__name__}") from None
     except PrivacyError as exc:
-        raise ConfigFout(f"exchange verify key {path}: not an Ed25519 public key ({exc.reason})") from None
+        raise ConfigFout(f"exchange verify key {path}: not the exchange's Ed25519 (+ ML-DSA-65) public keys ({exc.reason})") from None
 
 
 @dataclass(slots=True)
@@ -122,7 +135,9 @@ class GemeenteConsumer:
                  token: str | None = None, verify_key_file: Path | None = None,
                  purpose: str = DEFAULT_PURPOSE, keystore_retry_s: float | None = None,
                  **kw: Any) -> GemeenteConsumer:
-        """Arguments win over ``HERSTELBUS_KEYSTORE_API`` / ``_GEMEENTE_TOKEN`` / ``_EXCHANGE_VERIFY_KEY_FILE``."""
+        """Arguments win over ``HERSTELBUS_KEYSTORE_API`` / ``_GEMEENTE_TOKEN`` / ``_EXCHANGE_VERIFY_KEY_FILE``.
+        ``HERSTELBUS_GEMEENTE_CLASSICAL_UNTIL`` (ISO 8601 with offset): once this gemeente is on the
+        hybrid suite, refuse classical key epochs starting at or after it (older ones keep opening)."""
         keystore_url = keystore_url or os.environ.get("HERSTELBUS_KEYSTORE_API")
         token = token or os.environ.get("HERSTELBUS_GEMEENTE_TOKEN")
         verify = verify_key_file or (Path(v) if (v := os.environ.get("HERSTELBUS_EXCHANGE_VERIFY_KEY_FILE")) else None)
@@ -132,7 +147,8 @@ class GemeenteConsumer:
             raise ConfigFout("no key store token: set HERSTELBUS_GEMEENTE_TOKEN")
         if verify is None:
             raise ConfigFout("no exchange verify key: set HERSTELBUS_EXCHANGE_VERIFY_KEY_FILE or pass --verify-key")
-        keyring = OpeningKeyring(gemeentecode, load_private_keys(key_dir, gemeentecode), [load_verify_key_file(verify)])
+        keyring = OpeningKeyring(gemeentecode, load_private_keys(key_dir, gemeentecode), [load_verify_key_file(verify)],
+                                 classical_until=_classical_until())
         kluis = Sleutelkluis(keystore_url, token, gemeentecode, purpose=purpose, retry_for_s=keystore_retry_s)
         return cls(gemeentecode, keyring, kluis, **kw)
 

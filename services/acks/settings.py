@@ -26,7 +26,7 @@ class AcksSettings(MetricsSettings):
     oin: str = Field(default="00000001003214345000", description="OIN in ce_source (20 digits).")
     systeem: str = Field(default="herstelbus", description="System name in ce_source.")
     ops_public_key_file: Path | None = Field(
-        default=None, description="Ops' X25519 public key (PEM): dead-lettered acks are sealed to it.")
+        default=None, description="Ops' public key (PEM, x25519 or hybrid mlkem768x25519): dead-lettered acks are sealed to it.")
 
     @field_validator("ops_public_key_file", mode="before")
     @classmethod

@@ -1,4 +1,5 @@
-"""CLI of the key store: ``herstelbus gemeente keygen|register``, ``herstelbus keys serve|token|relay``,
+"""CLI of the key store: ``herstelbus gemeente keygen|register``,
+``herstelbus keys serve|token|relay|signing-keygen|audit``,
 ``herstelbus erase``. Registered on the main group in ``services/cli.py``; no logic of its own.
 
 Failures are ``HerstelbusError`` subclasses, which the main group prints as one line (exit 1).
@@ -15,17 +16,23 @@ from pathlib import Path
 import click
 
 from herstelbus.core.privacy import (
+    DEFAULT_SUITE,
+    SUITES,
+    ExchangeSigningKey,
     GemeenteKey,
     InvalidBsn,
     PrivacyError,
     PseudonymSecret,
     generate_gemeente_key,
+    generate_signing_key,
     is_pseudonym,
     key_id_for,
     load_gemeente_public_key,
+    load_signing_key,
     private_key_to_pem,
     pseudonymise,
     public_key_to_pem,
+    suite_named,
 )
 from herstelbus.connectors.gemeente.cli import ack as gemeente_ack, consume as gemeente_consume  # click only until run
 from herstelbus.core.privacy.keys import DEFAULT_OVERLAP
@@ -97,11 +104,13 @@ def gemeente() -> None:
 @click.argument("gemeentecode")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the key files (created if needed).")
-def keygen(gemeentecode: str, out_dir: Path) -> None:
+@click.option("--suite", "suite_name", type=click.Choice(list(SUITES)), default=DEFAULT_SUITE.name, show_default=True,
+              help="mlkem768x25519: hybrid post-quantum ML-KEM-768 + X25519; x25519: classical only.")
+def keygen(gemeentecode: str, out_dir: Path, suite_name: str) -> None:
     """Make a key pair for GEMEENTECODE: the private key (mode 0600) stays at the gemeente, the
     public key goes to the exchange (`herstelbus gemeente register`). Prints the key id."""
     policy.check_gemeente(gemeentecode)
-    key = generate_gemeente_key()
+    key = generate_gemeente_key(suite_named(suite_name))
     kid = key_id_for(key.public_key())
     out_dir.mkdir(parents=True, exist_ok=True)
     private, public = out_dir / f"{gemeentecode}.{kid}.private.pem", out_dir / f"{gemeentecode}.{kid}.public.pem"
@@ -127,7 +136,8 @@ def register(gemeentecode: str, public_key_file: Path, valid_from: str | None, v
     try:
         public_key = load_gemeente_public_key(public_key_file.read_bytes())
     except (PrivacyError, OSError):
-        raise KeystoreError(f"{public_key_file}: not a readable X25519 public key PEM") from None
+        raise KeystoreError(f"{public_key_file}: not a readable gemeente public key PEM "
+                            f"(suites: {', '.join(SUITES)})") from None
     from .store import KeyAdmin
 
     start = _moment(valid_from, "--valid-from") or datetime.now(timezone.utc).replace(microsecond=0)
@@ -170,6 +180,61 @@ def serve(host: str, port: int) -> None:
         raise KeystoreError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
     finally:
         store.close()
+
+
+@keys.command("signing-keygen")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for signing.pem (mode 0600, the router's HERSTELBUS_SIGNING_KEY_FILE) and "
+                   "signing.pub.pem (what every gemeente verifies key epochs with).")
+@click.option("--upgrade", "upgrade_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An Ed25519-only signing key: keep its Ed25519 key (older epochs stay verifiable) and "
+                   "add an ML-DSA-65 key, so the exchange can sign hybrid epochs.")
+def signing_keygen(out_dir: Path, upgrade_file: Path | None) -> None:
+    """The exchange's signing keys: Ed25519 and ML-DSA-65 (both sign every hybrid key epoch)."""
+    from cryptography.hazmat.primitives.asymmetric import mldsa
+
+    if upgrade_file is not None:
+        current = load_signing_key(upgrade_file.read_bytes())
+        if current.mldsa65 is not None:
+            raise InvalidRequest(f"{upgrade_file}: already has an ML-DSA-65 key")
+        key = ExchangeSigningKey(current.ed25519, mldsa.MLDSA65PrivateKey.generate())
+    else:
+        key = generate_signing_key()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_new(out_dir / "signing.pem", private_key_to_pem(key), 0o600)
+    _write_new(out_dir / "signing.pub.pem", public_key_to_pem(key.public_key()), 0o644)
+    click.echo(f"signing keys: {key_id_for(key.ed25519.public_key())}, {key_id_for(key.mldsa65.public_key())}")
+    click.echo(f"private: {out_dir / 'signing.pem'} (mode 0600; the router's HERSTELBUS_SIGNING_KEY_FILE)")
+    click.echo(f"public: {out_dir / 'signing.pub.pem'} (give it to every gemeente: "
+               "HERSTELBUS_EXCHANGE_VERIFY_KEY_FILE; gemeenten must have it before hybrid epochs arrive)")
+
+
+@keys.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per gemeente.")
+def audit(as_json: bool) -> None:
+    """Which gemeenten are still (partly) on the classical x25519 suite: their valid keys per suite,
+    the suite new key epochs use now, and the retained records (wrapped data keys) under each."""
+    import json
+
+    from .store import KeyAdmin
+
+    admin = KeyAdmin(_store())
+    rows = policy.suite_audit(admin.gemeente_keys(), admin.records_by_suite(), datetime.now(timezone.utc))
+    if as_json:
+        for r in rows:
+            click.echo(json.dumps({"gemeentecode": r.gemeentecode, "keys_by_suite": r.keys_by_suite,
+                                   "wraps_to": r.wraps_to, "classical_records": r.classical_records,
+                                   "hybrid_records": r.hybrid_records, "done": r.klaar}))
+        return
+    click.echo(f"{'gemeente':<9}{'valid keys':<34}{'new epochs':<16}{'classical records':>18}{'hybrid records':>15}")
+    for r in rows:
+        keys_text = ", ".join(f"{n} {s}" for s, n in sorted(r.keys_by_suite.items())) or "none"
+        click.echo(f"{r.gemeentecode:<9}{keys_text:<34}{r.wraps_to or 'NO VALID KEY':<16}"
+                   f"{r.classical_records:>18,}{r.hybrid_records:>15,}")
+    waiting = [r for r in rows if not r.klaar]
+    click.echo(f"{len(rows) - len(waiting)} of {len(rows)} gemeenten fully on {DEFAULT_SUITE.name}; "
+               f"{sum(r.wraps_to != DEFAULT_SUITE.name for r in rows)} still get new epochs in another suite; "
+               f"{sum(r.classical_records for r in rows):,} retained records under x25519")
 
 
 @keys.command()

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from herstelbus import __version__
 from herstelbus.core.bsn import BSN_IN_TEXT, is_valid_bsn
-from herstelbus.core.privacy import KeyRef, KeyRowState, WrappedKey, is_pseudonym
+from herstelbus.core.privacy import HYBRID_SUITE, X25519_SUITE, KeyRef, KeyRowState, WrappedKey, is_pseudonym
 from herstelbus.core.privacy.keys import check_gemeentecode, check_key_id
 from herstelbus.core.privacy.errors import InvalidIdentifier
 
@@ -266,3 +266,45 @@ def audit_message(*, audit_id: str, at: datetime, action: str, actor: str, subje
         "resultaat": "GESLAAGD", "reden": None, "gemeentecode": gemeentecode, "topic": None,
         "event_id": None, "subject": subject, "aantallen": aantallen,
     }
+
+
+# ---- suite audit (issue 12) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SuiteRegel:
+    """One gemeente's migration state to the hybrid suite. Counts and key ids only."""
+
+    gemeentecode: str
+    keys_by_suite: dict[str, int]  # registered keys still valid now
+    wraps_to: str | None  # the suite new key epochs use now (None: no valid key)
+    classical_records: int  # wrapped data keys under classical (x25519) epochs: retained records
+    hybrid_records: int
+
+    @property
+    def klaar(self) -> bool:
+        """Nothing new and nothing retained under the classical suite."""
+        return self.wraps_to == HYBRID_SUITE.name and self.classical_records == 0
+
+
+def suite_audit(keys: Iterable[Any], records: Mapping[tuple[str, str], int], now: datetime) -> list[SuiteRegel]:
+    """Per gemeente (every one with a key or a record): which suites its valid keys have, which
+    suite new epochs use (``choose_wrapping_key``), and how many wrapped data keys sit under each
+    suite. ``records`` maps (gemeentecode, suite name) to a count."""
+    from herstelbus.core.privacy import KeyUnavailable, choose_wrapping_key
+
+    keys = list(keys)
+    codes = sorted({k.gemeentecode for k in keys} | {gm for gm, _ in records})
+    out = []
+    for gm in codes:
+        valid = [k for k in keys if k.gemeentecode == gm and k.valid_at(now)]
+        by_suite: dict[str, int] = {}
+        for k in valid:
+            by_suite[k.suite.name] = by_suite.get(k.suite.name, 0) + 1
+        try:
+            wraps_to: str | None = choose_wrapping_key(keys, gm, now).suite.name
+        except KeyUnavailable:
+            wraps_to = None
+        out.append(SuiteRegel(gm, by_suite, wraps_to, records.get((gm, X25519_SUITE.name), 0),
+                              records.get((gm, HYBRID_SUITE.name), 0)))
+    return out

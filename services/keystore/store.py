@@ -23,12 +23,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, case, create_engine, delete, event, func, insert, select, tuple_, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from herstelbus.core.privacy import (
+    HYBRID_SUITE,
+    X25519_SUITE,
     GemeenteKey,
     KeyEpoch,
     KeyRef,
@@ -232,7 +234,7 @@ class ExchangeWriter:
             ep = announcement if isinstance(announcement, KeyEpoch) else KeyEpoch.from_bytes(announcement)
         except PrivacyError as exc:
             raise InvalidRequest(f"announcement: {exc}") from None
-        if not ep.signature:
+        if not ep.signed:
             raise InvalidRequest(f"announcement {ep.kek_id}: unsigned (signature_missing)")
         data = ep.to_bytes()
 
@@ -526,6 +528,15 @@ class KeyAdmin:
         if subject is not None:
             q = q.where(a.subject == subject)
         return [AuditRecord(*row) for row in self._store.run(lambda conn: conn.execute(q).all())]
+
+    def records_by_suite(self) -> dict[tuple[str, str], int]:
+        """Wrapped data keys per (gemeentecode, suite): a hybrid KEK id says so by its prefix."""
+        c = t.wrapped_keys.c
+        hybrid = c.key_id.like(HYBRID_SUITE.kek_prefix + "%")
+        suite = case((hybrid, HYBRID_SUITE.name), else_=X25519_SUITE.name)
+        q = select(c.gemeentecode, suite.label("suite"), func.count()).group_by(c.gemeentecode, suite)
+        rows = self._store.run(lambda conn: conn.execute(q).all())
+        return {(gm, name): n for gm, name, n in rows}
 
     def unrelayed_audit_records(self, limit: int = 500) -> list[AuditRecord]:
         """Audit rows not yet forwarded to herstel.audit.v1, oldest first."""

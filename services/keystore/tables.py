@@ -84,7 +84,8 @@ key_epochs = Table(
     Index("ix_key_epochs_gemeente", "gemeentecode", "not_after"),
 )
 
-# The exchange's key directory: gemeente X25519 public keys; rotation = a newer row.
+# The exchange's key directory: gemeente public keys (x25519 or hybrid mlkem768x25519, the key id
+# says which); rotation = a newer row.
 gemeente_keys = Table(
     "gemeente_keys",
     metadata,

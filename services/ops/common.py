@@ -39,7 +39,7 @@ class OpsSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HERSTELBUS_", frozen=True, extra="ignore")
 
     ops_private_key_file: Path | None = Field(default=None, description=(
-        "Ops' X25519 private key (PEM), the pair of HERSTELBUS_OPS_PUBLIC_KEY_FILE: opens the sealed "
+        "Ops' private key (PEM, x25519 or hybrid mlkem768x25519), the pair of HERSTELBUS_OPS_PUBLIC_KEY_FILE: opens the sealed "
         "originals of dead letters and held events for redrive and reroute. Only ops hold it."))
 
     @field_validator("ops_private_key_file", mode="before")
@@ -64,7 +64,7 @@ def ops_private_key(settings: OpsSettings | None = None) -> Any:
     try:
         return load_gemeente_private_key(data)
     except PrivacyError as exc:
-        raise OpsFout(f"ops private key at {path} is no X25519 private key in PEM ({exc})") from None
+        raise OpsFout(f"ops private key at {path} is no ops private key in PEM (x25519 or mlkem768x25519) ({exc})") from None
 
 
 # -- options and values every ops command uses -------------------------------------------------------

@@ -20,10 +20,12 @@ class RouterConfigError(HerstelbusError):
 
 class RouterSettings(KeystoreSettings, MetricsSettings):
     signing_key_file: Path | None = Field(
-        default=None, description="The exchange's Ed25519 private key (PEM) that signs key epochs."
+        default=None, description="The exchange's signing keys (PEM: Ed25519, then ML-DSA-65, which hybrid "
+        "key epochs need; `herstelbus keys signing-keygen`)."
     )
     ops_public_key_file: Path | None = Field(
-        default=None, description="Ops' X25519 public key (PEM): held and dead-lettered personal data is sealed to it."
+        default=None, description="Ops' public key (PEM, x25519 or hybrid mlkem768x25519): held and "
+        "dead-lettered personal data is sealed to it."
     )
     oin: str = Field(default="00000001003214345000", description="OIN in ce_source (20 digits).")
     systeem: str = Field(default="herstelbus", description="System name in ce_source.")

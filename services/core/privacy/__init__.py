@@ -1,5 +1,7 @@
-"""Privacy core (issue 4): pseudonyms, sealed personal data only the addressed gemeente can read,
-signed key epochs, crypto-shreddable per-event data keys. Pure: no Kafka, HTTP or database.
+"""Privacy core (issues 4 and 12): pseudonyms, sealed personal data only the addressed gemeente can
+read, signed key epochs, crypto-shreddable per-event data keys; cipher suites (hybrid ML-KEM-768 +
+X25519 with Ed25519 + ML-DSA-65 signed epochs by default, X25519 / Ed25519 for older keys). Pure:
+no Kafka, HTTP or database.
 
 All personal-data fields of an event are sealed as ONE unit (the bundle of
 ``herstelbus.core.contracts.pii.bundle_schema``, encoded with fastavro) into the routed record's
@@ -53,7 +55,11 @@ from .errors import (
 )
 from .keys import (
     DEFAULT_OVERLAP,
+    ExchangeSigningKey,
+    ExchangeVerifyKey,
     GemeenteKey,
+    HybridPrivateKey,
+    HybridPublicKey,
     choose_wrapping_key,
     generate_gemeente_key,
     generate_signing_key,
@@ -65,6 +71,7 @@ from .keys import (
     private_key_to_pem,
     public_key_to_pem,
 )
+from .suites import DEFAULT_SUITE, HYBRID_SUITE, SUITES, X25519_SUITE, CipherSuite, suite_named
 from .pseudonym import PseudonymSecret, is_pseudonym, pseudonymise, pseudonymise_dossier
 from .seal import (
     KeyLookup,
@@ -82,9 +89,18 @@ from .seal import (
 __all__ = [
     "DEFAULT_EPOCH_LIFETIME",
     "DEFAULT_OVERLAP",
+    "DEFAULT_SUITE",
+    "HYBRID_SUITE",
+    "SUITES",
+    "X25519_SUITE",
+    "CipherSuite",
     "ContextMismatch",
     "EpochExhausted",
+    "ExchangeSigningKey",
+    "ExchangeVerifyKey",
     "GemeenteKey",
+    "HybridPrivateKey",
+    "HybridPublicKey",
     "InvalidBsn",
     "InvalidIdentifier",
     "InvalidKeyMaterial",
@@ -127,5 +143,6 @@ __all__ = [
     "public_key_to_pem",
     "schema_fingerprint",
     "seal_event",
+    "suite_named",
     "verify_announcement",
 ]

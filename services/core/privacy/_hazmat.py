@@ -13,11 +13,10 @@ import struct
 from collections.abc import Callable
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.asymmetric import x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 
 from .errors import MalformedSealedField, Tampered
+from .suites import X25519_SUITE, CipherSuite
 
 Rng = Callable[[int], bytes]
 SYSTEM_RNG: Rng = os.urandom
@@ -26,13 +25,6 @@ KEY_LEN = 32
 NONCE_LEN = 12
 TAG_LEN = 16
 
-# RFC 9180 identifiers, written into every announcement so the suite is explicit on the wire.
-HPKE_KEM_ID = 0x0020  # DHKEM(X25519, HKDF-SHA256)
-HPKE_KDF_ID = 0x0001  # HKDF-SHA256
-HPKE_AEAD_ID = 0x0002  # AES-256-GCM
-HPKE_ENC_LEN = 32
-WRAPPED_KEK_LEN = HPKE_ENC_LEN + KEY_LEN + TAG_LEN  # enc || ct || tag = 80
-_SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
 
 # Domain-separation labels: a value made for one purpose can never verify/decrypt as another.
 LABEL_PSEUDONYM = b"herstelbus/pseudonym/v1\x00"
@@ -42,6 +34,7 @@ LABEL_KEK_INFO = b"herstelbus/kek/v1\x00"
 LABEL_DEK_AAD = b"herstelbus/dek/v1\x00"
 LABEL_SEALED_AAD = b"herstelbus/sealed/v1\x00"
 LABEL_EPOCH_SIG = b"herstelbus/key-epoch/v1\x00"
+LABEL_EPOCH_PQ_SIG = b"herstelbus/key-epoch-mldsa/v2\x00"  # the ML-DSA-65 signature of a v2 announcement
 
 SEALED_VERSION = 0x01
 WRAPPED_DEK_VERSION = 0x01
@@ -79,23 +72,24 @@ def b32(data: bytes) -> str:
     return "".join([_B32_PAIRS[(v >> s) & 1023] for s in range(bits - 10, -1, -10)])
 
 
-# ---- KEK: HPKE base mode to a gemeente's X25519 key ---------------------------------------------
+# ---- KEK: HPKE base mode to a gemeente's key (X25519 or ML-KEM-768 + X25519) -------------------
 
 
 def kek_info(gemeentecode: str, kek_id: str, recipient_key_id: str) -> bytes:
     return LABEL_KEK_INFO + lp_str(gemeentecode) + lp_str(kek_id) + lp_str(recipient_key_id)
 
 
-def hpke_wrap(kek: bytes, public_key: x25519.X25519PublicKey, info: bytes) -> bytes:
-    """RFC 9180 single-shot Seal, base mode, empty aad: returns enc (32) || ciphertext+tag (48)."""
-    return _SUITE.encrypt(kek, public_key, info=info)
+def hpke_wrap(kek: bytes, public_key: object, info: bytes, suite: CipherSuite = X25519_SUITE) -> bytes:
+    """RFC 9180 single-shot Seal, base mode, empty aad: enc || ciphertext+tag (48). ``public_key``
+    is the suite's HPKE recipient key (keys.hpke_public)."""
+    return suite.hpke.encrypt(kek, public_key, info=info)
 
 
-def hpke_unwrap(wrapped: bytes, private_key: x25519.X25519PrivateKey, info: bytes) -> bytes:
-    if len(wrapped) != WRAPPED_KEK_LEN:
+def hpke_unwrap(wrapped: bytes, private_key: object, info: bytes, suite: CipherSuite = X25519_SUITE) -> bytes:
+    if len(wrapped) != suite.wrapped_kek_len:
         raise Tampered("kek_wrap_length")
     try:
-        kek = _SUITE.decrypt(wrapped, private_key, info=info)
+        kek = suite.hpke.decrypt(wrapped, private_key, info=info)
     except Exception:  # InvalidTag and friends: wrong key, wrong context or altered bytes
         raise Tampered("kek_unwrap_failed") from None
     if len(kek) != KEY_LEN:

@@ -1,5 +1,6 @@
 """Sealing for ops: what the exchange must keep but no gemeente may read (a dead letter's or an
-unroutable event's original record) is sealed to the ops X25519 key, one HPKE seal per record.
+unroutable event's original record) is sealed to the ops key (X25519 or hybrid ML-KEM-768 + X25519,
+``suites``), one HPKE seal per record.
 
 Rare by nature, so the public-key operation per record is affordable. Bound to a context (the dead
 letter's id, which is derived from the input position): a sealed original cannot be moved to
@@ -11,11 +12,10 @@ from __future__ import annotations
 
 import struct
 
-from cryptography.hazmat.primitives.asymmetric import x25519
-
-from ._hazmat import _SUITE, lp_str
-from .errors import MalformedSealedField, Tampered
-from .keys import key_id_for
+from ._hazmat import lp_str
+from .errors import InvalidKeyMaterial, MalformedSealedField, Tampered
+from .keys import GemeentePrivateKey, GemeentePublicKey, hpke_private, hpke_public, key_id_for, suite_of
+from .suites import suite_of_key_id
 
 LABEL_OPS = b"herstelbus/ops-sealed/v1\x00"
 OPS_VERSION = 0x01
@@ -69,22 +69,29 @@ def _info(context: object, key_id: str) -> bytes:
     return LABEL_OPS + lp_str(str(context)) + lp_str(key_id)  # a UUID as its canonical text
 
 
-def seal_for_ops(data: bytes, ops_key: x25519.X25519PublicKey, context: str) -> tuple[bytes, str]:
-    """(sealed bytes, ops key id): version || lp(key id) || HPKE enc || ciphertext+tag."""
+def seal_for_ops(data: bytes, ops_key: GemeentePublicKey, context: str) -> tuple[bytes, str]:
+    """(sealed bytes, ops key id): version || lp(key id) || HPKE enc || ciphertext+tag, in the ops
+    key's suite (its key id says which: ``x25519-…`` or ``mlkem768x25519-…``)."""
+    suite = suite_of(ops_key)
     key_id = key_id_for(ops_key)
-    return bytes([OPS_VERSION]) + lp_str(key_id) + _SUITE.encrypt(data, ops_key, info=_info(context, key_id)), key_id
+    sealed = suite.hpke.encrypt(data, hpke_public(ops_key), info=_info(context, key_id))
+    return bytes([OPS_VERSION]) + lp_str(key_id) + sealed, key_id
 
 
-def open_for_ops(blob: bytes, ops_private: x25519.X25519PrivateKey, context: str) -> bytes:
+def open_for_ops(blob: bytes, ops_private: GemeentePrivateKey, context: str) -> bytes:
     """The original bytes; ``Tampered`` for another key, another context or altered bytes."""
     if len(blob) < 3 or blob[0] != OPS_VERSION:
         raise MalformedSealedField("ops_version")
     n = int.from_bytes(blob[1:3], "big")
     key_id = blob[3:3 + n].decode("ascii", "replace")
-    if key_id != key_id_for(ops_private.public_key()):
+    try:
+        own = key_id_for(ops_private.public_key())
+    except InvalidKeyMaterial:
+        raise Tampered("ops_key_mismatch") from None
+    if key_id != own or suite_of_key_id(key_id) is None:
         raise Tampered("ops_key_mismatch")
     info = _info(context, key_id)
     try:
-        return _SUITE.decrypt(blob[3 + n:], ops_private, info=info)
+        return suite_of(ops_private).hpke.decrypt(blob[3 + n:], hpke_private(ops_private), info=info)
     except Exception:  # wrong key, wrong context or altered bytes: all the same to the caller
         raise Tampered("ops_open_failed") from None

@@ -84,7 +84,7 @@ def test_register_adds_keys_to_the_directory_and_rotation_adds_a_newer_one(cli, 
     _fails_cleanly(cli("gemeente", "register", GM_B, "--public-key", str(pubs[kids[1]]), "--valid-from", "2026-02-01",
                        "--valid-until", "2026-01-01"), "empty_validity")
     private = next((tmp_path / "keys").glob("*.private.pem"))
-    _fails_cleanly(cli("gemeente", "register", GM_A, "--public-key", str(private)), "not a readable X25519 public key")
+    _fails_cleanly(cli("gemeente", "register", GM_A, "--public-key", str(private)), "not a readable gemeente public key")
     _fails_cleanly(cli("gemeente", "register", GM_A, "--public-key", str(pubs[kids[0]]), "--valid-from", "1 jan"),
                    "--valid-from")
 

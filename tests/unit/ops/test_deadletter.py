@@ -229,7 +229,7 @@ def test_ops_private_key_fails_closed_in_one_line(tmp_path, monkeypatch) -> None
     with pytest.raises(OpsFout, match="^ops private key unreadable at .*missing.pem"):
         ops_private_key(OpsSettings(ops_private_key_file=tmp_path / "missing.pem"))
     (tmp_path / "signing.pem").write_bytes(private_key_to_pem(generate_signing_key()))
-    with pytest.raises(OpsFout, match="is no X25519 private key in PEM"):
+    with pytest.raises(OpsFout, match="is no ops private key in PEM"):
         ops_private_key(OpsSettings(ops_private_key_file=tmp_path / "signing.pem"))
     (tmp_path / "ops.pem").write_bytes(private_key_to_pem(OPS))
     monkeypatch.setenv("HERSTELBUS_OPS_PRIVATE_KEY_FILE", str(tmp_path / "ops.pem"))

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 import pytest
 
 from herstelbus.core.privacy import (
+    HYBRID_SUITE,
+    X25519_SUITE,
+    CipherSuite,
     GemeenteKey,
     OpeningKeyring,
     PiiLayout,
@@ -25,9 +28,10 @@ class World:
     layout: PiiLayout
     secret: PseudonymSecret
     signing_key: object
-    gemeente_keys: dict  # gemeentecode -> X25519PrivateKey (what only the gemeente holds)
+    gemeente_keys: dict  # gemeentecode -> private key of the suite (what only the gemeente holds)
     directory: list  # GemeenteKey rows (what the exchange holds: public keys only)
     epochs: dict  # gemeentecode -> SealingEpoch
+    suite: CipherSuite = HYBRID_SUITE
 
     def keyring(self, gm: str) -> OpeningKeyring:
         ring = OpeningKeyring(gm, [self.gemeente_keys[gm]], [self.signing_key.public_key()])
@@ -39,12 +43,19 @@ class World:
         return rec, rec["event_id"], pseudonymise(rec["persoon"]["bsn"], self.secret)
 
 
+@pytest.fixture(params=[HYBRID_SUITE, X25519_SUITE], ids=lambda s: s.name)
+def suite(request) -> CipherSuite:
+    """Every privacy test that uses the world runs in both suites: the hybrid default and the
+    classical one (records made before issue 12 must keep opening)."""
+    return request.param
+
+
 @pytest.fixture
-def world() -> World:
+def world(suite: CipherSuite) -> World:
     signing = generate_signing_key()
     keys, directory, epochs = {}, [], {}
     for gm in ("GM0363", "GM0599"):
-        priv = generate_gemeente_key()
+        priv = generate_gemeente_key(suite)
         keys[gm] = priv
         reg = GemeenteKey(gm, priv.public_key(), NOW - dt.timedelta(days=30))
         directory.append(reg)
@@ -56,4 +67,5 @@ def world() -> World:
         gemeente_keys=keys,
         directory=directory,
         epochs=epochs,
+        suite=suite,
     )

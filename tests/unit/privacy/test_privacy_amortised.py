@@ -40,4 +40,4 @@ def test_no_public_key_op_per_event(world, monkeypatch) -> None:
     for s, eid, subj, rec in sealed:
         assert open_event(s.record, layout=world.layout, keyring=ring, event_id=eid, subject=subj, key=s.wrapped_key) == rec
     assert counts["hpke_unwrap"] == 1 and calls["n"] == 0
-    assert isinstance(world.signing_key, ed25519.Ed25519PrivateKey)
+    assert isinstance(world.signing_key.ed25519, ed25519.Ed25519PrivateKey)

@@ -77,7 +77,7 @@ def test_forged_announcement_rejected(world, spy) -> None:
     ann = world.epochs[GM].announcement
     mallory = generate_signing_key()
     # Mallory signs with her own key but claims the exchange's key id.
-    forged = dataclasses.replace(ann, signature=mallory.sign(_hazmat.LABEL_EPOCH_SIG + ann.body()))
+    forged = dataclasses.replace(ann, signature=mallory.ed25519.sign(_hazmat.LABEL_EPOCH_SIG + ann.body()))
     with pytest.raises(SignatureInvalid):
         ring.add(forged)
     # Mallory runs her own "exchange": a real epoch wrapped to the gemeente's public key, signed by her.
@@ -99,10 +99,10 @@ def test_tampered_announcement_rejected(world, spy, field) -> None:
         bad = dataclasses.replace(ann, wrapped_kek=bytes(w))
     elif field == "not_after":
         bad = dataclasses.replace(ann, not_after=ann.not_after.replace(year=2030))
-    elif field == "recipient_key_id":
-        bad = dataclasses.replace(ann, recipient_key_id="x25519-aaaaaaaaaaaaaaaa")
+    elif field == "recipient_key_id":  # another key of the same suite (another suite: malformed)
+        bad = dataclasses.replace(ann, recipient_key_id=f"{ann.suite.name}-aaaaaaaaaaaaaaaa")
     elif field == "kek_id":
-        bad = dataclasses.replace(ann, kek_id="kek-aaaaaaaaaaaaaaaa")
+        bad = dataclasses.replace(ann, kek_id=ann.suite.kek_prefix + "aaaaaaaaaaaaaaaa")
     else:
         s = bytearray(ann.signature)
         s[10] ^= 1
@@ -157,5 +157,10 @@ def test_announcement_for_another_gemeente_or_conflicting_id(world) -> None:
 
 
 def test_signer_key_id_is_the_exchange_key(world) -> None:
-    assert world.epochs[GM].announcement.signer_key_id == key_id_for(world.signing_key.public_key())
+    ann = world.epochs[GM].announcement
+    assert ann.signer_key_id == key_id_for(world.signing_key.ed25519.public_key())
+    if ann.suite.pq_signature:
+        assert ann.pq_signer_key_id == key_id_for(world.signing_key.mldsa65.public_key())
+    else:
+        assert ann.pq_signer_key_id is None and ann.pq_signature is None
     assert epochs.SIGNATURE_LEN == len(world.epochs[GM].announcement.signature)

@@ -17,6 +17,7 @@ from herstelbus.core.contracts.evolution import samples
 from herstelbus.core.privacy import ContextMismatch, PiiLayout, PrivacyError, Tampered, open_event, seal_event
 from herstelbus.core.privacy import _hazmat as hz
 from herstelbus.core.privacy.epochs import _epoch_from_parts
+from herstelbus.core.privacy.keys import hpke_public
 from herstelbus.core.privacy.seal import _seal
 from privacy_fixtures import NOW, OVERDRACHT_PII_PATHS, OVERDRACHT_SCHEMA
 
@@ -81,11 +82,13 @@ def test_move_bundle_into_a_record_of_another_type(world) -> None:
 def _same_key_world(world, gm_b: str = GM):
     """Two epochs sharing one KEK and id, for two gemeenten (never happens for real), and an RNG
     that hands out the same DEK and nonces every time: only the AAD can tell contexts apart."""
-    kek, kek_id = b"\x11" * 32, "kek-samekeytest0001"
+    kek = b"\x11" * 32
     epochs = {}
     for reg in world.directory:
         if reg.gemeentecode in {GM, gm_b}:
-            wrapped = hz.hpke_wrap(kek, reg.public_key, hz.kek_info(reg.gemeentecode, kek_id, reg.key_id))
+            kek_id = reg.suite.kek_prefix + "samekeytest0001"
+            wrapped = hz.hpke_wrap(kek, hpke_public(reg.public_key), hz.kek_info(reg.gemeentecode, kek_id, reg.key_id),
+                                   reg.suite)
             epochs[reg.gemeentecode] = _epoch_from_parts(
                 reg.gemeentecode, kek, kek_id, reg.key_id, wrapped, world.signing_key, NOW, NOW.replace(hour=13)
             )

@@ -23,15 +23,25 @@ from herstelbus.core.privacy import (
     seal_event,
 )
 from herstelbus.core.privacy import _hazmat as hz
+from herstelbus.core.privacy.keys import hpke_private
 
 GM = "GM0363"
 
 
-def _raw(key) -> bytes:
+def _raws(key) -> list[bytes]:
+    """Every raw byte string of a key, of each part of a hybrid or exchange key."""
+    if hasattr(key, "mlkem"):  # a hybrid key: ML-KEM-768 and X25519 parts
+        return _raws(key.mlkem) + _raws(key.x25519)
+    if hasattr(key, "ed25519"):  # the exchange's signing or verify keys
+        return [b for part in (key.ed25519, key.mldsa65) if part is not None for b in _raws(part)]
     try:
-        return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
-    except AttributeError:
-        return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return [key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())]
+    except (AttributeError, ValueError, TypeError):
+        pass
+    try:
+        return [key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)]
+    except (AttributeError, ValueError, TypeError):
+        return [key.public_bytes_raw() if hasattr(key, "public_bytes_raw") else key.private_bytes_raw()]
 
 
 def test_gemeente_opens(world) -> None:
@@ -63,7 +73,7 @@ def test_exchange_material_cannot_open(world) -> None:
 
     # Brute attempt: every 32-byte value the exchange holds, as KEK and as DEK, on the wrapped key and
     # on the sealed bundle. Nothing decrypts.
-    material = [_raw(k) for k in public_keys] + [_raw(world.signing_key), _raw(world.signing_key.public_key())]
+    material = [b for k in [*public_keys, world.signing_key, world.signing_key.public_key()] for b in _raws(k)]
     material += [hz.kek_info(GM, epoch.kek_id, epoch.recipient_key_id)[:32].ljust(32, b"\0")]
     wrapped = sealed.wrapped_key.wrapped
     for key in material:
@@ -76,7 +86,8 @@ def test_exchange_material_cannot_open(world) -> None:
 
     # And the HPKE-wrapped KEK does not open with a key of the exchange's own making.
     with pytest.raises(Tampered):
-        hz.hpke_unwrap(epoch.announcement.wrapped_kek, generate_gemeente_key(), hz.kek_info(GM, epoch.kek_id, epoch.recipient_key_id))
+        hz.hpke_unwrap(epoch.announcement.wrapped_kek, hpke_private(generate_gemeente_key(world.suite)),
+                       hz.kek_info(GM, epoch.kek_id, epoch.recipient_key_id), epoch.announcement.suite)
 
 
 def test_other_gemeente_cannot_open(world) -> None:

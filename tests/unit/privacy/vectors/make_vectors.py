@@ -50,6 +50,35 @@ def to_json(v):
     return v
 
 
+def event_vector(layout: PiiLayout, epoch, secret: PseudonymSecret, rec: dict, label: str) -> dict:
+    """One sealed event under ``epoch`` with its data key and nonces fixed by ``label``, and every
+    intermediate value a reader re-derives."""
+    gm, kek_id = epoch.gemeentecode, epoch.kek_id
+    bsn = rec["persoon"]["bsn"]
+    subj = pseudonymise(bsn, secret)
+    eid = rec["event_id"]
+    dek, wrap_nonce, nonce = fixed(f"dek {label}"), fixed(f"dek wrap nonce {label}", 12), fixed(f"bundle nonce {label}", 12)
+    sealed = _seal(rec, layout, epoch, eid, subj, lambda n, _b=dek + wrap_nonce + nonce: _b[:n])
+    blob = sealed.record[SEALED]
+    kid, blob_nonce, _ = hz.parse_sealed(blob)
+    assert blob_nonce == nonce and kid == kek_id
+    return {
+        "event_id": eid,
+        "bsn": bsn,
+        "subject": subj,
+        "dek_hex": dek.hex(),
+        "dek_wrap_nonce_hex": wrap_nonce.hex(),
+        "bundle_nonce_hex": nonce.hex(),
+        "dek_aad_hex": hz.dek_aad(gm, subj, eid, kek_id).hex(),
+        "wrapped_dek_hex": sealed.wrapped_key.wrapped.hex(),
+        "record": to_json(rec),
+        "routed_clear": to_json({k: v for k, v in sealed.record.items() if k != SEALED}),
+        "bundle_plaintext_hex": layout._encode(rec).hex(),
+        "aad_hex": hz.sealed_aad(gm, subj, eid, SEALED, layout.fingerprint, layout.bundle_fingerprint, kek_id).hex(),
+        "sealed_hex": blob.hex(),
+    }
+
+
 def main() -> None:
     gm = "GM0363"
     gpriv = x25519.X25519PrivateKey.from_private_bytes(fixed("gemeente GM0363 x25519"))
@@ -66,34 +95,7 @@ def main() -> None:
     ann = epoch.announcement
     layout = PiiLayout(OVERDRACHT_SCHEMA, OVERDRACHT_PII_PATHS)
 
-    events = []
-    for i in (0, 1):  # with and without a toeslagpartner
-        rec = overdracht_record(i)
-        bsn = rec["persoon"]["bsn"]
-        subj = pseudonymise(bsn, secret)
-        eid = rec["event_id"]
-        dek, wrap_nonce, nonce = fixed(f"dek {i}"), fixed(f"dek wrap nonce {i}", 12), fixed(f"bundle nonce {i}", 12)
-        sealed = _seal(rec, layout, epoch, eid, subj, lambda n, _b=dek + wrap_nonce + nonce: _b[:n])
-        blob = sealed.record[SEALED]
-        kid, blob_nonce, _ = hz.parse_sealed(blob)
-        assert blob_nonce == nonce and kid == kek_id
-        events.append(
-            {
-                "event_id": eid,
-                "bsn": bsn,
-                "subject": subj,
-                "dek_hex": dek.hex(),
-                "dek_wrap_nonce_hex": wrap_nonce.hex(),
-                "bundle_nonce_hex": nonce.hex(),
-                "dek_aad_hex": hz.dek_aad(gm, subj, eid, kek_id).hex(),
-                "wrapped_dek_hex": sealed.wrapped_key.wrapped.hex(),
-                "record": to_json(rec),
-                "routed_clear": to_json({k: v for k, v in sealed.record.items() if k != SEALED}),
-                "bundle_plaintext_hex": layout._encode(rec).hex(),
-                "aad_hex": hz.sealed_aad(gm, subj, eid, SEALED, layout.fingerprint, layout.bundle_fingerprint, kek_id).hex(),
-                "sealed_hex": blob.hex(),
-            }
-        )
+    events = [event_vector(layout, epoch, secret, overdracht_record(i), str(i)) for i in (0, 1)]  # with and without a toeslagpartner
 
     out = {
         "description": "herstelbus privacy core v1 test vectors (one sealed persoonsgegevens bundle per event); byte formats in services/core/privacy/FORMAT.md. "
