@@ -9,6 +9,7 @@ import click
 
 from herstelbus.acks.cli import COMMANDS as ACKS_COMMANDS
 from herstelbus.connectors.uht.cli import uht as UHT_GROUP
+from herstelbus.deploy.cli import deploy as DEPLOY_GROUP
 from herstelbus.devkafka import BrokerInfo, LocalBroker
 from herstelbus.errors import HerstelbusError
 from herstelbus.keystore.cli import COMMANDS as KEYSTORE_COMMANDS
@@ -35,6 +36,7 @@ def main() -> None:
 
 for _command in (*KEYSTORE_COMMANDS, *ACKS_COMMANDS, *OPS_COMMANDS):
     main.add_command(_command)
+main.add_command(DEPLOY_GROUP)
 
 
 # -- kafka -------------------------------------------------------------------------------------

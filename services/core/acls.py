@@ -3,7 +3,7 @@
 The broker denies everything that no binding allows (``allow.everyone.if.no.acl.found=false``), so
 this list is the whole of every party's rights. Least privilege, per party:
 
-- a gemeente (``gemeente-GMxxxx``): READ its own events topic, READ consumer groups named with its
+- a gemeente (``gemeente-gmxxxx``, lowercase): READ its own events topic, READ consumer groups named with its
   own prefix (``herstelbus-gemeente-GMxxxx``, the connector's default group), WRITE its own acks
   topic. Nothing that names another gemeente, no prefixed topic rights, nothing on UHT's topics.
 - UHT (``uht``): WRITE the three ingest topics, READ ``uht.status.v1`` with groups ``uht-*``.
@@ -64,8 +64,10 @@ def _code(gemeentecode: str) -> str:
 
 
 def gemeente_principal(gemeentecode: str) -> str:
-    """The SCRAM user name of a gemeente."""
-    return f"gemeente-{_code(gemeentecode)}"
+    """The SCRAM user name of a gemeente, lowercase (``gemeente-gm0363``): on Kubernetes Strimzi takes
+    the user name from a KafkaUser's object name, which cannot hold capitals, so both ways of
+    provisioning name the principal alike."""
+    return f"gemeente-{_code(gemeentecode).lower()}"
 
 
 def gemeente_group_prefix(gemeentecode: str) -> str:
@@ -137,9 +139,9 @@ def bindings_for(principal: str, gemeentecodes: Iterable[str]) -> list[Binding]:
         return acks_bindings(codes)
     if principal == OPS:
         return ops_bindings()
-    match = re.fullmatch(r"gemeente-(GM[0-9]{4})", principal)
-    if match and match.group(1) in codes:
-        return gemeente_bindings(match.group(1))
+    match = re.fullmatch(r"gemeente-gm([0-9]{4})", principal)
+    if match and f"GM{match.group(1)}" in codes:
+        return gemeente_bindings(f"GM{match.group(1)}")
     raise ValueError(f"no such principal: {principal!r}")
 
 

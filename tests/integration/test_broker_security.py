@@ -118,7 +118,7 @@ def test_provisioning_writes_one_owner_only_file_per_principal_and_keeps_passwor
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     data = json.loads(contents[f"{acls.gemeente_principal(A)}.json"])
     assert (data["principal"], data["security_protocol"], data["sasl_mechanism"]) == (
-        "User:gemeente-GM0363", "SASL_SSL", "SCRAM-SHA-512")
+        "User:gemeente-gm0363", "SASL_SSL", "SCRAM-SHA-512")
     assert "would create 346" in dry.stdout and "346 principals: created 346" in first.stdout
     assert "346 principals: created 0, 346 kept" in second.stdout and "ACLs: created 0," in second.stdout
     assert {p.name: p.read_bytes() for p in creds.glob("*.json")} == contents  # the same passwords

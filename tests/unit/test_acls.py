@@ -42,7 +42,7 @@ def test_342_gemeenten_and_the_four_services_are_principals() -> None:
     names = acls.principals(CODES)
     assert len(CODES) == 342 and len(names) == len(set(names)) == 346
     assert set(acls.SERVICE_PRINCIPALS) <= set(names)
-    assert acls.gemeente_principal(A) == "gemeente-GM0363"
+    assert acls.gemeente_principal(A) == "gemeente-gm0363"
     with pytest.raises(ValueError):
         acls.gemeente_principal("GM363")
 
@@ -136,7 +136,7 @@ def test_bindings_are_unique_allow_rules_on_topics_and_groups() -> None:
     assert {b.pattern_type for b in ALL} == {"LITERAL", "PREFIXED"}
     assert acls.all_bindings(reversed(CODES)) == ALL  # stable order
     with pytest.raises(ValueError):
-        acls.bindings_for("gemeente-GM9999", CODES)
+        acls.bindings_for("gemeente-gm9999", CODES)
 
 
 # -- the dev TLS material ---------------------------------------------------------------------------
