@@ -98,6 +98,15 @@ class _Stop:
         self.requested = True
 
     @contextmanager
+    def busy(self) -> Iterator[None]:
+        """Work a stop must wait for (a batch, a round of forget notices)."""
+        self.in_batch = True
+        try:
+            yield
+        finally:
+            self.in_batch = False
+
+    @contextmanager
     def installed(self) -> Iterator[_Stop]:
         if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
             yield self
@@ -183,32 +192,27 @@ def consume(consumer: GemeenteConsumer, sink: Sink, bevestiger: Bevestiger | Non
     if vergeetbron is not None and not callable(getattr(sink, "vergeet", None)):
         raise SinkFout(f"sink {type(sink).__name__} cannot apply forget notices (no vergeet)")
     vergeten = Vergeten(vergeetbron, sink, samenvatting, vergeet_interval_s) if vergeetbron is not None else None
-    if vergeten is not None:
-        samenvatting.vergeten_actief = True
+    samenvatting.vergeten_actief = vergeten is not None
     with _Stop().installed() as stop:
         try:
             if vergeten is not None:
-                stop.in_batch = True  # a stop waits for the round (apply, confirm), as for a batch
-                vergeten.ronde()
-                stop.in_batch = False
+                with stop.busy():  # a stop waits for the round (apply, confirm), as for a batch
+                    vergeten.ronde()
                 if stop.requested:
                     return samenvatting
-            batches = (consumer.batches(until_caught_up=once, ook_leeg=True) if vergeten is not None
-                       else consumer.batches(until_caught_up=once))
-            for batch in batches:
-                stop.in_batch = True
-                if batch.resultaten or vergeten is None:
-                    verwerk(batch, consumer, sink, bevestiger, samenvatting)
-                if vergeten is not None and vergeten.tijd():
-                    vergeten.ronde()
-                stop.in_batch = False
+            # with forget notices, quiet polls come back empty too: the notices' timer runs on
+            for batch in consumer.batches(until_caught_up=once, ook_leeg=vergeten is not None):
+                with stop.busy():
+                    if batch.resultaten or vergeten is None:
+                        verwerk(batch, consumer, sink, bevestiger, samenvatting)
+                    if vergeten is not None and vergeten.tijd():
+                        vergeten.ronde()
                 if stop.requested:
                     break
             else:
                 if vergeten is not None and once:
-                    stop.in_batch = True
-                    vergeten.ronde()
-                    stop.in_batch = False
+                    with stop.busy():
+                        vergeten.ronde()
         except KeyboardInterrupt:
             pass  # what was committed is safe; the rest comes again
     return samenvatting

@@ -175,11 +175,10 @@ class WebhookSink:
         """POST ``body`` with ``Idempotency-Key: key`` until a 2xx or ``max_wait`` passed; ``what``
         names it in errors (ids only; default: the event ``key``)."""
         what = what or f"event {key}"
-        extra = () if content_type == CONTENT_TYPE else (content_type, what)  # an event: _post(event_id, body)
         started, attempt = self._clock(), 0
         while True:
             try:
-                return self._post(key, body, *extra)
+                return self._post(key, body, content_type, what)
             except _Retry as retry:
                 wait = retry.wait_s if retry.wait_s is not None else self.backoff.delay(attempt)
                 attempt += 1
@@ -188,8 +187,7 @@ class WebhookSink:
                                    f"{attempt} attempts within {self.max_wait_s:g}s (last: {retry.why})") from None
                 self._sleep(wait)
 
-    def _post(self, key: str, body: bytes, content_type: str = CONTENT_TYPE, what: str | None = None) -> None:
-        what = what or f"event {key}"
+    def _post(self, key: str, body: bytes, content_type: str, what: str) -> None:
         timestamp = str(int(time.time()))
         headers = {"Content-Type": content_type, "Idempotency-Key": key, TIMESTAMP_HEADER: timestamp,
                    SIGNATURE_HEADER: signature(self._secret, timestamp, body)}

@@ -27,11 +27,10 @@ from typing import Any
 from herstelbus.core import acls
 from herstelbus.core.topology import DAY_MS, HOUR_MS, TopicPolicy
 from herstelbus.deploy.k8s import K8sOptions, k8s_name
+from herstelbus.devstack import DASHBOARD_PORT, KEYSTORE_PORT  # the same ports as on a machine
 
 CONFIG_MAP = "herstelbus-config"
 METRICS_PORT = 9464  # every pod its own IP: one port for all workers
-KEYSTORE_PORT = 8470
-DASHBOARD_PORT = 8480
 UID = 10001  # the image's user herstelbus (deploy/Dockerfile)
 
 # Where things are in a pod.

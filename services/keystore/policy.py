@@ -16,7 +16,9 @@ from typing import Any, TypeVar
 
 from herstelbus import __version__
 from herstelbus.core.bsn import BSN_IN_TEXT, is_valid_bsn
-from herstelbus.core.privacy import HYBRID_SUITE, X25519_SUITE, KeyRef, KeyRowState, WrappedKey, is_pseudonym
+from herstelbus.core.privacy import (
+    HYBRID_SUITE, X25519_SUITE, KeyRef, KeyRowState, KeyUnavailable, WrappedKey, choose_wrapping_key, is_pseudonym,
+)
 from herstelbus.core.privacy.keys import check_gemeentecode, check_key_id
 from herstelbus.core.privacy.errors import InvalidIdentifier
 
@@ -291,8 +293,6 @@ def suite_audit(keys: Iterable[Any], records: Mapping[tuple[str, str], int], now
     """Per gemeente (every one with a key or a record): which suites its valid keys have, which
     suite new epochs use (``choose_wrapping_key``), and how many wrapped data keys sit under each
     suite. ``records`` maps (gemeentecode, suite name) to a count."""
-    from herstelbus.core.privacy import KeyUnavailable, choose_wrapping_key
-
     keys = list(keys)
     codes = sorted({k.gemeentecode for k in keys} | {gm for gm, _ in records})
     out = []

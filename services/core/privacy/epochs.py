@@ -43,9 +43,8 @@ from .keys import (
     ExchangeSigningKey, ExchangeVerifyKey, GemeenteKey, GemeentePrivateKey, HybridPrivateKey, check_gemeentecode,
     check_key_id, hpke_private, hpke_public, key_id_for, signing_keys,
 )
-from .suites import X25519_SUITE, CipherSuite, suite_of_announcement_version, suite_of_kek_id, suite_of_key_id
+from .suites import CipherSuite, suite_of_announcement_version, suite_of_kek_id, suite_of_key_id
 
-ANNOUNCEMENT_VERSION = X25519_SUITE.announcement_version  # 0x01; the hybrid suite's is 0x02
 SIGNATURE_LEN = 64
 PQ_SIGNATURE_LEN = 3309  # ML-DSA-65 (FIPS 204)
 DEFAULT_EPOCH_LIFETIME = timedelta(hours=1)
@@ -186,14 +185,14 @@ def sign_announcement(epoch: KeyEpoch, signing_key: ExchangeSigningKey | ed25519
     keys = signing_keys(signing_key)
     if key_id_for(keys.ed25519.public_key()) != epoch.signer_key_id:
         raise ContextMismatch("signer_key_id_mismatch")
-    pq_sig = None
+    body, pq_sig = epoch.body(), None
     if epoch.suite.pq_signature:
         if keys.mldsa65 is None:
             raise KeyUnavailable("no_pq_signing_key", key_id=epoch.kek_id)
         if key_id_for(keys.mldsa65.public_key()) != epoch.pq_signer_key_id:
             raise ContextMismatch("signer_key_id_mismatch")
-        pq_sig = keys.mldsa65.sign(hz.LABEL_EPOCH_PQ_SIG + epoch.body())
-    sig = keys.ed25519.sign(hz.LABEL_EPOCH_SIG + epoch.body())
+        pq_sig = keys.mldsa65.sign(hz.LABEL_EPOCH_PQ_SIG + body)
+    sig = keys.ed25519.sign(hz.LABEL_EPOCH_SIG + body)
     return KeyEpoch(
         epoch.gemeentecode,
         epoch.kek_id,

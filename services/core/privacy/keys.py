@@ -127,7 +127,7 @@ class ExchangeVerifyKey:
     mldsa65: mldsa.MLDSA65PublicKey | None = field(default=None, repr=False)
 
     def keys(self) -> list[object]:
-        return [k for k in (self.ed25519, self.mldsa65) if k is not None]
+        return _parts(self)
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,14 +205,11 @@ _SINGLE_PRIVATE = (x25519.X25519PrivateKey, ed25519.Ed25519PrivateKey, mldsa.MLD
 
 
 def _parts(key: object) -> list[object]:
-    if isinstance(key, HybridPrivateKey):
+    """The standard keys a composite key is made of, in their PEM order."""
+    if isinstance(key, (HybridPrivateKey, HybridPublicKey)):
         return [key.mlkem, key.x25519]
-    if isinstance(key, HybridPublicKey):
-        return [key.mlkem, key.x25519]
-    if isinstance(key, ExchangeSigningKey):
+    if isinstance(key, (ExchangeSigningKey, ExchangeVerifyKey)):
         return [k for k in (key.ed25519, key.mldsa65) if k is not None]
-    if isinstance(key, ExchangeVerifyKey):
-        return key.keys()
     return [key]
 
 

@@ -19,7 +19,7 @@ class _Consumer:
     def __init__(self, batches: int, signal_in_poll: int | None = None) -> None:
         self.batches_left, self.signal_in_poll, self.committed, self.polled = batches, signal_in_poll, [], 0
 
-    def batches(self, *, until_caught_up: bool = False) -> Iterator[Batch]:
+    def batches(self, *, until_caught_up: bool = False, ook_leeg: bool = False) -> Iterator[Batch]:
         while self.batches_left:
             self.polled += 1
             if self.polled == self.signal_in_poll:

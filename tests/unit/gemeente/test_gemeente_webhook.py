@@ -88,7 +88,7 @@ def test_a_secret_is_required(monkeypatch) -> None:
 
 def test_gaps_are_per_dossier_not_per_person() -> None:
     sink = WebhookSink("https://h/x", GM, secret="s" * 32)
-    sink._post = lambda event_id, body: None  # delivery is test_webhook_sink's (integration) concern
+    sink._post = lambda key, body, content_type, what: None  # delivery is test_webhook_sink's (integration) concern
     ouder = geopend(volgnummer=1)
     d, bsn = ouder.data["dossiernummer"], ouder.data["persoon"]["bsn"]
     partner = geopend("pauzeknop", dossiernummer=d, volgnummer=2)
